@@ -1,0 +1,123 @@
+"""The SRGAN generator (SRResNet topology), written with Keras 3 layers and ``keras.ops`` only.
+
+Only backend-neutral Keras APIs are used so the same definition trains on JAX or PyTorch
+(a GPU, when one is lent) and runs on TensorFlow/oneDNN on the user's CPU.
+
+Input: RGB float32 in [0, 1], NHWC, any height and width. Output: RGB at 4x the size, nominally
+in [0, 1]; the last convolution is linear, so values slightly outside are possible and are
+clipped when converted to an image (see ``pipeline``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from srgan_cli import SCALE
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture knobs; stored in each weight card so loading can check them."""
+
+    blocks: int = 16
+    channels: int = 64
+    batch_norm: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        return cls(**{k: data[k] for k in ("blocks", "channels", "batch_norm") if k in data})
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli")
+class PixelShuffle(layers.Layer):
+    """Sub-pixel rearrangement (depth-to-space), channel order as ``tf.nn.depth_to_space``."""
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        f = self.factor
+        shape = ops.shape(x)
+        b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        out_c = c // (f * f)
+        x = ops.reshape(x, (b, h, w, f, f, out_c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (b, h * f, w * f, out_c))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = self.factor
+        return (
+            b,
+            None if h is None else h * f,
+            None if w is None else w * f,
+            c // (f * f),
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _prelu(name: str) -> layers.PReLU:
+    # One slope per channel, shared over space, starting at 0.25 as in the SRGAN paper.
+    return layers.PReLU(
+        alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2], name=name
+    )
+
+
+def _conv(filters: int, kernel: int, name: str, scale: float = 1.0) -> layers.Conv2D:
+    init = keras.initializers.VarianceScaling(scale=2.0 * scale, mode="fan_in")
+    return layers.Conv2D(filters, kernel, padding="same", kernel_initializer=init, name=name)
+
+
+def _residual_block(x, cfg: GeneratorConfig, i: int):
+    """conv-[BN]-PReLU-conv-[BN] plus identity; the 2nd conv starts small so deep nets train."""
+    y = _conv(cfg.channels, 3, f"res{i}_conv1")(x)
+    if cfg.batch_norm:
+        y = layers.BatchNormalization(momentum=0.9, name=f"res{i}_bn1")(y)
+    y = _prelu(f"res{i}_prelu")(y)
+    y = _conv(cfg.channels, 3, f"res{i}_conv2", scale=0.1)(y)
+    if cfg.batch_norm:
+        y = layers.BatchNormalization(momentum=0.9, name=f"res{i}_bn2")(y)
+    return layers.Add(name=f"res{i}_add")([x, y])
+
+
+def build_generator(
+    blocks: int = 16, channels: int = 64, batch_norm: bool = False, name: str = "generator"
+) -> keras.Model:
+    """Build the x4 SRResNet/SRGAN generator for inputs of any size (NHWC, RGB in [0, 1])."""
+    cfg = GeneratorConfig(blocks, channels, batch_norm)
+    inputs = keras.Input(shape=(None, None, 3), name="lr")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(inputs)
+    head = _prelu("head_prelu")(_conv(channels, 9, "head_conv")(x))
+    x = head
+    for i in range(blocks):
+        x = _residual_block(x, cfg, i)
+    x = _conv(channels, 3, "body_conv")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(momentum=0.9, name="body_bn")(x)
+    x = layers.Add(name="long_skip")([head, x])
+    for stage in range(2):  # two x2 sub-pixel stages = x4
+        x = _conv(channels * 4, 3, f"up{stage}_conv")(x)
+        x = PixelShuffle(2, name=f"up{stage}_shuffle")(x)
+        x = _prelu(f"up{stage}_prelu")(x)
+    x = layers.Conv2D(3, 9, padding="same", name="tail_conv", dtype="float32")(x)
+    outputs = layers.Rescaling(0.5, offset=0.5, name="to_unit", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def generator_flops_per_input_pixel(cfg: GeneratorConfig) -> float:
+    """Multiply-adds x2 per LR input pixel; used by ``srgan bench`` to report GFLOP/s."""
+    c = cfg.channels
+    lr = 9 * 9 * 3 * c + cfg.blocks * 2 * 9 * c * c + 9 * c * c
+    up = 9 * c * 4 * c * (1 + 4)  # first stage at 1x, second at 2x (4x the pixels)
+    tail = 9 * 9 * c * 3 * SCALE * SCALE
+    return 2.0 * (lr + up + tail)
