@@ -73,9 +73,13 @@ def _prelu(name: str) -> layers.PReLU:
     )
 
 
-def _conv(filters: int, kernel: int, name: str, scale: float = 1.0) -> layers.Conv2D:
+def _conv(
+    filters: int, kernel: int, name: str, scale: float = 1.0, dtype: str | None = None
+) -> layers.Conv2D:
     init = keras.initializers.VarianceScaling(scale=2.0 * scale, mode="fan_in")
-    return layers.Conv2D(filters, kernel, padding="same", kernel_initializer=init, name=name)
+    return layers.Conv2D(
+        filters, kernel, padding="same", kernel_initializer=init, name=name, dtype=dtype
+    )
 
 
 def _residual_block(x, cfg: GeneratorConfig, i: int):
@@ -91,13 +95,32 @@ def _residual_block(x, cfg: GeneratorConfig, i: int):
 
 
 def build_generator(
-    blocks: int = 16, channels: int = 64, batch_norm: bool = False, name: str = "generator"
+    blocks: int = 16,
+    channels: int = 64,
+    batch_norm: bool = False,
+    name: str = "generator",
+    dtype_policy: str | None = None,
 ) -> keras.Model:
-    """Build the x4 SRResNet/SRGAN generator for inputs of any size (NHWC, RGB in [0, 1])."""
-    cfg = GeneratorConfig(blocks, channels, batch_norm)
+    """Build the x4 SRResNet/SRGAN generator for inputs of any size (NHWC, RGB in [0, 1]).
+
+    ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to this model only; the first
+    and last convolutions stay float32 (they carry the colour precision and cost ~1%).
+    """
+    previous = keras.config.dtype_policy()
+    if dtype_policy is not None:
+        keras.config.set_dtype_policy(dtype_policy)
+    try:
+        return _build(GeneratorConfig(blocks, channels, batch_norm), name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(cfg: GeneratorConfig, name: str) -> keras.Model:
+    blocks, channels, batch_norm = cfg.blocks, cfg.channels, cfg.batch_norm
     inputs = keras.Input(shape=(None, None, 3), name="lr")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(inputs)
-    head = _prelu("head_prelu")(_conv(channels, 9, "head_conv")(x))
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1", dtype="float32")(inputs)
+    head_conv = _conv(channels, 9, "head_conv", dtype="float32")
+    head = _prelu("head_prelu")(head_conv(x))
     x = head
     for i in range(blocks):
         x = _residual_block(x, cfg, i)

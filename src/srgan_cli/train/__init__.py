@@ -1,0 +1,1 @@
+"""Training (``srgan train``): data pipeline, networks, loop, checkpoints."""

@@ -1,0 +1,111 @@
+"""Training pairs: HR photos, their protocol LR (Pillow bicubic x1/4), random aligned patches.
+
+The LR of each whole photo is made once with the evaluation protocol's ``bicubic_downscale``
+so training sees exactly the degradation it is scored on. A batch is a pure function of
+``(seed, step)``: resuming at step N replays the same batches however far ahead a data
+loader prefetched, which is what makes ``--resume`` continue exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from srgan_cli import SCALE
+from srgan_cli.metrics import bicubic_downscale, crop_to_multiple
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class ImagePair:
+    """One photo: ``hr`` uint8 HxWx3 (multiple of 4) and its uint8 ``lr`` (H/4 x W/4 x 3)."""
+
+    name: str
+    hr: np.ndarray
+    lr: np.ndarray
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files below ``folder``, sorted so the split is the same on every machine."""
+    root = Path(folder)
+    files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def split_validation(files: list[Path], count: int) -> tuple[list[Path], list[Path]]:
+    """Hold out ``count`` images, evenly spaced through the sorted list, for validation."""
+    if count <= 0:
+        return list(files), []
+    stride = max(1, len(files) // count)
+    held = set(range(stride // 2, len(files), stride)[:count])
+    train = [f for i, f in enumerate(files) if i not in held]
+    val = [f for i, f in enumerate(files) if i in held]
+    return train, val
+
+
+def load_pair(path: Path) -> ImagePair:
+    with Image.open(path) as img:
+        hr = crop_to_multiple(np.asarray(img.convert("RGB")))
+    return ImagePair(path.stem, hr, bicubic_downscale(hr))
+
+
+def load_pairs(files: list[Path], min_lr_side: int = 1) -> list[ImagePair]:
+    """Load photos whose LR is at least ``min_lr_side`` on both sides (smaller ones skipped)."""
+    pairs = [load_pair(f) for f in files]
+    return [p for p in pairs if min(p.lr.shape[:2]) >= min_lr_side]
+
+
+class PatchSampler:
+    """Random aligned LR/HR patches with flips and 90-degree rotations, float32 in [0, 1]."""
+
+    def __init__(self, pairs: list[ImagePair], patch: int, batch: int, seed: int) -> None:
+        if not pairs:
+            raise ValueError(f"no training image is at least {patch} px after x1/{SCALE}")
+        self.pairs, self.patch, self.batch, self.seed = pairs, patch, batch, seed
+        areas = np.array([p.lr.shape[0] * p.lr.shape[1] for p in pairs], dtype=np.float64)
+        self._weights = areas / areas.sum()  # big photos hold more distinct patches
+
+    def batch_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch for global ``step``: (lr NxPxPx3, hr Nx4Px4Px3), deterministic."""
+        rng = np.random.default_rng([self.seed, step])
+        picks = rng.choice(len(self.pairs), size=self.batch, p=self._weights)
+        lrs, hrs = zip(*(self._patch(self.pairs[i], rng) for i in picks), strict=True)
+        return np.stack(lrs).astype(np.float32) / 255.0, np.stack(hrs).astype(np.float32) / 255.0
+
+    def _patch(self, pair: ImagePair, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        p = self.patch
+        y = int(rng.integers(0, pair.lr.shape[0] - p + 1))
+        x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
+        lr = pair.lr[y : y + p, x : x + p]
+        hr = pair.hr[y * SCALE : (y + p) * SCALE, x * SCALE : (x + p) * SCALE]
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        lr, hr = np.rot90(lr, k), np.rot90(hr, k)
+        if flip:
+            lr, hr = lr[:, ::-1], hr[:, ::-1]
+        return lr, hr
+
+    def batches(self, start_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Endless batches from ``start_step`` on, as Keras ``fit`` wants them."""
+        step = start_step
+        while True:
+            yield self.batch_at(step)
+            step += 1
+
+
+def center_crops(pairs: list[ImagePair], lr_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed validation batch: the central ``lr_side`` LR square of each photo (+ its HR)."""
+    lrs, hrs = [], []
+    for p in pairs:
+        side = min(lr_side, *p.lr.shape[:2])
+        y, x = (p.lr.shape[0] - side) // 2, (p.lr.shape[1] - side) // 2
+        lrs.append(p.lr[y : y + side, x : x + side][:lr_side, :lr_side])
+        hrs.append(p.hr[y * SCALE : (y + side) * SCALE, x * SCALE : (x + side) * SCALE])
+    side = min(a.shape[0] for a in lrs)
+    lrs = [a[:side, :side] for a in lrs]
+    hrs = [a[: side * SCALE, : side * SCALE] for a in hrs]
+    return np.stack(lrs), np.stack(hrs)

@@ -1,0 +1,183 @@
+"""``srgan train``: the PSNR stage (-> ``srresnet``) and the GAN stage (-> ``srgan``).
+
+Both stages are plain ``model.fit`` over an endless, step-indexed batch stream, so the same
+code trains on TensorFlow (this CPU) and on JAX/PyTorch (a lent GPU). One Keras "epoch" is
+one logging interval; at its end the run logs, validates and, every ``checkpoint_minutes``,
+writes a checkpoint holding everything ``--resume`` needs (weights, optimizer state, step).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from srgan_cli.model import GeneratorConfig, build_generator
+from srgan_cli.train import checkpoint
+from srgan_cli.train.data import PatchSampler, center_crops, list_images, load_pairs
+from srgan_cli.train.data import split_validation as split_files
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; saved as ``config.json`` in the run directory."""
+
+    stage: str = "psnr"  # "psnr" -> srresnet, "gan" -> srgan
+    data: str = "../shared/datasets/train"
+    run_dir: str = "runs/psnr"
+    steps: int = 20000
+    batch: int = 16
+    patch: int = 24  # LR patch side; HR is 4x
+    lr: float = 2e-4
+    lr_min_ratio: float = 0.01  # cosine decay to lr * this
+    warmup_steps: int = 0
+    log_every: int = 100
+    checkpoint_minutes: float = 5.0
+    max_minutes: float = 0.0  # 0 = no wall-clock limit
+    val_images: int = 10
+    seed: int = 0
+    precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
+    generator: dict[str, Any] = field(default_factory=lambda: GeneratorConfig().to_dict())
+    init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
+    vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
+    pixel_weight: float = 1e-2
+    content_weight: float = 1.0
+    adv_weight: float = 5e-3
+
+
+def _schedule(cfg: TrainConfig):
+    decay = max(1, cfg.steps - cfg.warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.lr if cfg.warmup_steps == 0 else cfg.lr * 0.01,
+        decay_steps=decay,
+        alpha=cfg.lr_min_ratio,
+        warmup_target=cfg.lr if cfg.warmup_steps else None,
+        warmup_steps=cfg.warmup_steps,
+    )
+
+
+def _generator(cfg: TrainConfig) -> keras.Model:
+    gcfg = GeneratorConfig.from_dict(cfg.generator)
+    policy = "mixed_bfloat16" if cfg.precision == "bf16" else None
+    gen = build_generator(gcfg.blocks, gcfg.channels, gcfg.batch_norm, dtype_policy=policy)
+    if cfg.init_weights:
+        gen.load_weights(cfg.init_weights)
+    return gen
+
+
+def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
+    """(model that ``fit`` trains, the generator inside it), compiled for the stage."""
+    gen = _generator(cfg)
+    optimizer = keras.optimizers.Adam(_schedule(cfg), beta_1=0.9, beta_2=0.99)
+    if cfg.stage == "psnr":
+        gen.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile="auto")
+        return gen, gen
+    from srgan_cli.train import networks
+
+    policy = "mixed_bfloat16" if cfg.precision == "bf16" else None
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy or previous)
+    try:
+        disc = networks.build_discriminator()
+        features = networks.build_vgg_features(cfg.vgg_weights)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    model = networks.GanObjective(gen, disc, features)
+    model.compile(
+        optimizer=optimizer,
+        loss=networks.weighted_total(cfg.pixel_weight, cfg.content_weight, cfg.adv_weight),
+        metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
+    )
+    return model, gen
+
+
+def _stream(cfg: TrainConfig, sampler: PatchSampler, start: int):
+    """PSNR stage: (lr, hr). GAN stage: ((lr, hr), dummy) since the objective holds the target."""
+    if cfg.stage == "psnr":
+        yield from sampler.batches(start)
+    else:
+        zeros = np.zeros((cfg.batch, 4), dtype="float32")
+        for lr, hr in sampler.batches(start):
+            yield (lr, hr), zeros
+
+
+def validation_psnr(gen: keras.Model, lr: np.ndarray, hr: np.ndarray) -> float:
+    """Mean Y-PSNR (border 4) of the generator on the held-out crops (uint8 arrays)."""
+    from srgan_cli.metrics import psnr
+
+    sr = np.asarray(gen(lr.astype("float32") / 255.0, training=False), dtype="float32")
+    sr8 = np.rint(np.clip(sr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return float(np.mean([psnr(a, b) for a, b in zip(sr8, hr, strict=True)]))
+
+
+def run(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train until ``cfg.steps`` (or ``max_minutes``); returns the run directory."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    keras.utils.set_random_seed(cfg.seed)
+    train_files, val_files = split_files(list_images(cfg.data), cfg.val_images)
+    (run_dir / "validation_images.txt").write_text("\n".join(map(str, val_files)) + "\n")
+    sampler = PatchSampler(load_pairs(train_files, cfg.patch), cfg.patch, cfg.batch, cfg.seed)
+    val_lr, val_hr = center_crops(load_pairs(val_files, 32), 48)
+    model, gen = build_trainable(cfg)
+    start = checkpoint.restore(run_dir, model) if resume else 0
+    logger = _Progress(cfg, run_dir, gen, model, (val_lr, val_hr), start)
+    remaining = max(0, cfg.steps - start)
+    epochs = -(-remaining // cfg.log_every)
+    if epochs:
+        model.fit(
+            _stream(cfg, sampler, start),
+            steps_per_epoch=cfg.log_every,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[logger],
+        )
+    logger.save(final=True)
+    return run_dir
+
+
+class _Progress(keras.callbacks.Callback):
+    """Logs JSONL, validates, checkpoints on a timer and enforces ``max_minutes``."""
+
+    def __init__(self, cfg, run_dir: Path, gen, trainee, val, start: int) -> None:
+        super().__init__()
+        self.cfg, self.run_dir, self.gen, self.trainee, self.val = cfg, run_dir, gen, trainee, val
+        self.step, self.started = start, time.monotonic()
+        self.last_ckpt, self.last_log = self.started, self.started
+        self.best = checkpoint.best_score(run_dir)
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        self.step += self.cfg.log_every
+        self.bar.update(self.cfg.log_every)
+        val = validation_psnr(self.gen, *self.val)
+        row = {"step": self.step, "val_psnr": round(val, 4), "time": time.time()}
+        row["s_per_step"] = round((now - self.last_log) / self.cfg.log_every, 5)
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.last_log = now
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        self.bar.set_postfix(val_psnr=f"{val:.2f}", loss=f"{row.get('loss', 0):.4f}")
+        if val > self.best:
+            self.best = val
+            checkpoint.save_generator(self.run_dir / "best", self.gen, self.step, val)
+        out_of_time = self.cfg.max_minutes and now - self.started > self.cfg.max_minutes * 60
+        if out_of_time or now - self.last_ckpt > self.cfg.checkpoint_minutes * 60:
+            self.save()
+        if out_of_time:
+            self.trainee.stop_training = True
+
+    def save(self, final: bool = False) -> None:
+        checkpoint.save(self.run_dir, self.trainee, self.gen, self.step)
+        self.last_ckpt = time.monotonic()
+        if final:
+            self.bar.close()

@@ -1,0 +1,119 @@
+"""Networks used only in training: the discriminator, VGG16 features, and the GAN objective.
+
+The GAN stage is expressed as one Keras model whose output is the per-sample loss terms, so
+plain ``model.fit`` trains it on any backend (TensorFlow here, JAX/PyTorch on a GPU). Two
+``stop_gradient`` cuts keep the players apart in a single backward pass: the discriminator
+loss sees a detached SR image, and the generator's adversarial term runs the discriminator
+with detached weights (``stateless_call``), so each player only learns from its own loss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# VGG16 conv indices (0..12) whose ReLU outputs feed the content loss: conv2_2, conv3_3, conv4_3.
+DEFAULT_VGG_TAPS = (3, 6, 9)
+_VGG_POOL_AFTER = (1, 3, 6, 9)
+_VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+LOSS_TERMS = ("pixel", "content", "adv", "disc")
+
+
+def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.Model:
+    """SRGAN discriminator (conv/LeakyReLU, strided halvings) with global pooling.
+
+    Global average pooling instead of the paper's flatten lets it judge any patch size.
+    """
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)
+    for i, (mult, stride) in enumerate(
+        [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]
+    ):
+        x = layers.Conv2D(width * mult, 3, strides=stride, padding="same", name=f"d_conv{i}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.LeakyReLU(0.2)(layers.Dense(width * 16, name="d_fc")(x))
+    outputs = layers.Dense(1, name="d_logit", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_vgg_features(weights_path: str | Path, taps: tuple[int, ...] = DEFAULT_VGG_TAPS):
+    """Frozen ImageNet VGG16 trunk returning the ReLU outputs at ``taps`` for RGB in [0, 1]."""
+    path = Path(weights_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG16 weights not found: {path} (pass --vgg-weights)")
+    data = np.load(path)
+    inputs = keras.Input(shape=(None, None, 3), name="rgb")
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    x = layers.Rescaling(1.0 / std, offset=-mean / std)(inputs)
+    outputs = []
+    for i in range(max(taps) + 1):
+        conv = layers.Conv2D(_VGG_WIDTHS[i], 3, padding="same", activation="relu", name=f"vgg{i}")
+        x = conv(x)
+        conv.set_weights([data[f"conv{i}_kernel"], data[f"conv{i}_bias"]])
+        if i in taps:
+            outputs.append(x)
+        if i in _VGG_POOL_AFTER and i < max(taps):
+            x = layers.MaxPooling2D(2)(x)
+    model = keras.Model(inputs, outputs, name="vgg16_features")
+    model.trainable = False
+    return model
+
+
+def _per_sample_mean(x):
+    return ops.mean(ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1)), axis=1)
+
+
+class GanObjective(keras.Model):
+    """Maps ``(lr, hr)`` to per-sample loss terms ``[pixel, content, adv, disc]``.
+
+    ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
+    """
+
+    def __init__(self, generator, discriminator, features, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.generator, self.discriminator, self.features = generator, discriminator, features
+
+    def call(self, inputs, training=False):
+        lr, hr = inputs
+        sr = self.generator(lr, training=training)
+        pixel = _per_sample_mean(ops.abs(sr - hr))
+        content = sum(
+            _per_sample_mean(ops.abs(a - b))
+            for a, b in zip(self.features(sr), self.features(hr), strict=True)
+        )
+        frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
+        rest = [v.value for v in self.discriminator.non_trainable_variables]
+        fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
+        adv = ops.softplus(-fake_frozen[:, 0])  # non-saturating generator loss
+        real = self.discriminator(hr, training=training)[:, 0]
+        fake = self.discriminator(ops.stop_gradient(sr), training=training)[:, 0]
+        disc = ops.softplus(-real) + ops.softplus(fake)
+        return ops.stack([pixel, content, ops.cast(adv, "float32"), disc], axis=1)
+
+
+def weighted_total(pixel_w: float, content_w: float, adv_w: float):
+    """Loss function for ``compile``: the generator terms weighted, plus the D loss."""
+    weights = np.array([pixel_w, content_w, adv_w, 1.0], dtype="float32")
+
+    def total(y_true, y_pred):
+        del y_true  # the targets live inside the objective's inputs
+        return ops.sum(y_pred * weights, axis=1)
+
+    return total
+
+
+def term_metric(index: int):
+    """A compile metric that reports one loss term's batch mean."""
+
+    def metric(y_true, y_pred):
+        del y_true
+        return y_pred[:, index]
+
+    metric.__name__ = LOSS_TERMS[index]
+    return metric
