@@ -10,44 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
 from srgan_cli.model import GeneratorConfig, build_generator
 from srgan_cli.train import checkpoint
+from srgan_cli.train.config import TrainConfig
 from srgan_cli.train.data import PatchSampler, center_crops, list_images, load_pairs
 from srgan_cli.train.data import split_validation as split_files
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a run; saved as ``config.json`` in the run directory."""
-
-    stage: str = "psnr"  # "psnr" -> srresnet, "gan" -> srgan
-    data: str = "../shared/datasets/train"
-    run_dir: str = "runs/psnr"
-    steps: int = 20000
-    batch: int = 16
-    patch: int = 24  # LR patch side; HR is 4x
-    lr: float = 2e-4
-    lr_min_ratio: float = 0.01  # cosine decay to lr * this
-    warmup_steps: int = 0
-    log_every: int = 100
-    checkpoint_minutes: float = 5.0
-    max_minutes: float = 0.0  # 0 = no wall-clock limit
-    val_images: int = 10
-    seed: int = 0
-    precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
-    generator: dict[str, Any] = field(default_factory=lambda: GeneratorConfig().to_dict())
-    init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
-    vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
-    pixel_weight: float = 1e-2
-    content_weight: float = 1.0
-    adv_weight: float = 5e-3
 
 
 def _schedule(cfg: TrainConfig):
@@ -118,6 +91,8 @@ def validation_psnr(gen: keras.Model, lr: np.ndarray, hr: np.ndarray) -> float:
 def run(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train until ``cfg.steps`` (or ``max_minutes``); returns the run directory."""
     run_dir = Path(cfg.run_dir)
+    if not resume and (run_dir / checkpoint.CHECKPOINT).exists():
+        raise FileExistsError(f"{run_dir} already holds a run; resume it or pick another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     keras.utils.set_random_seed(cfg.seed)

@@ -1,0 +1,51 @@
+"""Training configuration: plain data, no Keras import, so ``srgan train --help`` is instant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("psnr", "gan")
+STAGE_MODEL = {"psnr": "srresnet", "gan": "srgan"}
+
+
+def _default_generator() -> dict[str, Any]:
+    return {"blocks": 16, "channels": 64, "batch_norm": False}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; saved as ``config.json`` in the run directory."""
+
+    stage: str = "psnr"  # "psnr" -> srresnet, "gan" -> srgan
+    data: str = "../shared/datasets/train"
+    run_dir: str = "runs/psnr"
+    steps: int = 20000
+    batch: int = 16
+    patch: int = 24  # LR patch side; HR is 4x
+    lr: float = 2e-4
+    lr_min_ratio: float = 0.01  # cosine decay to lr * this
+    warmup_steps: int = 0
+    log_every: int = 100
+    checkpoint_minutes: float = 5.0
+    max_minutes: float = 0.0  # 0 = no wall-clock limit
+    val_images: int = 10
+    seed: int = 0
+    precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
+    generator: dict[str, Any] = field(default_factory=_default_generator)
+    init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
+    vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
+    pixel_weight: float = 1e-2
+    content_weight: float = 1.0
+    adv_weight: float = 5e-3
+
+    def check(self) -> None:
+        """Reject settings that cannot train, with a message naming the option."""
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
+        if self.steps % self.log_every:
+            raise ValueError(
+                f"steps ({self.steps}) must be a multiple of log_every ({self.log_every})"
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, not {self.precision!r}")

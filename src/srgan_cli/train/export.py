@@ -1,0 +1,64 @@
+"""Turn a training run into a shipped model: ``weights/<name>.weights.h5`` plus its card.
+
+The PSNR stage exports the checkpoint that scored best on the held-out *training* images
+(never a benchmark image); the GAN stage exports its last checkpoint, since validation PSNR
+is not what a GAN is trained to maximise.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from srgan_cli.train.config import STAGE_MODEL
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def training_summary(run_dir: Path) -> dict[str, Any]:
+    """What the card says about a run: its config, steps, wall time and hardware."""
+    config = json.loads((run_dir / "config.json").read_text())
+    pick = "best" if config["stage"] == "psnr" else "last"
+    chosen = json.loads((run_dir / f"{pick}.json").read_text())
+    log = read_log(run_dir)
+    seconds = sum(row["s_per_step"] * config["log_every"] for row in log)
+    return {
+        "stage": config["stage"],
+        "steps": chosen["step"],
+        "checkpoint": pick,
+        "val_psnr": chosen.get("val_psnr"),
+        "wall_hours": round(seconds / 3600, 3),
+        "hardware": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "config": config,
+    }
+
+
+def export_run(
+    run_dir: Path, out_dir: Path, name: str | None = None, extra: dict | None = None
+) -> Path:
+    """Export the run's chosen generator checkpoint with a card; returns the weights path."""
+    from srgan_cli import weights
+    from srgan_cli.model import GeneratorConfig, build_generator
+
+    summary = training_summary(run_dir)
+    summary.update(extra or {})
+    config = summary["config"]
+    arch = GeneratorConfig.from_dict(config["generator"])
+    name = name or STAGE_MODEL[config["stage"]]
+    model = build_generator(arch.blocks, arch.channels, arch.batch_norm, name=name)
+    model.load_weights(run_dir / f"{summary['checkpoint']}.weights.h5")
+    card = weights.WeightCard(
+        name=name,
+        architecture=arch.to_dict(),
+        sha256="",
+        training=summary,
+        description=f"{name}: x4 generator, {config['stage']} stage",
+    )
+    return weights.export(model, card, out_dir)

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny synthetic images and a tiny generator's weights (built once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def make_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (12, 10), seed: int = 0):
+    """Write a random image of ``size`` (width, height) in ``mode`` to ``path``; return path.
+
+    RGBA gets a real mask (opaque left half, a ramp on the right) so alpha handling shows.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    if mode == "RGB":
+        array = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    elif mode == "RGBA":
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        alpha = np.full((height, width), 255, dtype=np.uint8)
+        alpha[:, width // 2 :] = np.linspace(0, 255, width - width // 2, dtype=np.uint8)
+        array = np.dstack((rgb, alpha))
+    elif mode == "L":
+        array = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    else:
+        raise ValueError(f"unsupported test mode {mode}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def rgb_png(tmp_path: Path) -> Path:
+    return make_image(tmp_path / "rgb.png", "RGB", seed=1)
+
+
+@pytest.fixture
+def rgba_png(tmp_path: Path) -> Path:
+    return make_image(tmp_path / "rgba.png", "RGBA", seed=2)
+
+
+@pytest.fixture
+def gray_png(tmp_path: Path) -> Path:
+    return make_image(tmp_path / "gray.png", "L", seed=3)
+
+
+@pytest.fixture
+def corrupt_png(tmp_path: Path) -> Path:
+    """A file with a PNG name and signature whose data is cut short."""
+    path = tmp_path / "corrupt.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-block, 8-channel generator with a fixed seed, exported with its card."""
+    keras = pytest.importorskip("keras")
+    from srgan_cli.model import GeneratorConfig, build_generator
+    from srgan_cli.weights import WeightCard, export
+
+    keras.utils.set_random_seed(1234)
+    model = build_generator(blocks=2, channels=8)
+    card = WeightCard(
+        name="tiny",
+        architecture=GeneratorConfig(2, 8, False).to_dict(),
+        sha256="",
+        training={"note": "test"},
+    )
+    return export(model, card, tmp_path_factory.mktemp("weights"))

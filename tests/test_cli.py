@@ -1,0 +1,320 @@
+"""The ``srgan`` command through click's CliRunner, plus real subprocesses of the entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_image
+from PIL import Image
+
+from srgan_cli import cli, imageio, pipeline, tiling
+from srgan_cli.cli import main
+
+
+@pytest.fixture
+def run(tiny_weights):
+    """Invoke ``srgan upscale ... --weights <tiny>`` in-process; returns click's Result."""
+
+    def invoke(*args: str, input: bytes | None = None):
+        argv = ["upscale", *map(str, args), "--weights", str(tiny_weights)]
+        return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.size
+
+
+def test_single_file_with_output(run, rgb_png, tmp_path):
+    out = tmp_path / "big.png"
+    result = run(rgb_png, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert size_of(out) == (48, 40)
+    assert result.stdout == ""
+    assert result.stderr.startswith("srgan: 1 image, ") and result.stderr.count("\n") == 1
+
+
+def test_default_output_beside_input(run, rgb_png, tmp_path):
+    assert run(rgb_png).exit_code == 0
+    assert size_of(tmp_path / "rgb_x4.png") == (48, 40)
+    assert run(rgb_png, "--suffix", "-big", "-q").stderr == ""
+    assert (tmp_path / "rgb-big.png").exists()
+
+
+def test_directory_to_output_directory(run, tmp_path):
+    src = tmp_path / "in"
+    make_image(src / "a.png", seed=1)
+    make_image(src / "b.JPG", seed=2)
+    make_image(src / "sub" / "c.png", seed=3)
+    (src / "notes.txt").write_text("not an image")
+    (src / ".hidden.png").write_bytes(b"ignored")
+
+    flat = run(src, "-o", tmp_path / "flat")
+    assert flat.exit_code == 0, flat.output
+    assert sorted(p.name for p in (tmp_path / "flat").rglob("*.png")) == ["a.png", "b.png"]
+
+    deep = run(src, "-r", "-o", tmp_path / "deep")
+    assert deep.exit_code == 0, deep.output
+    found = sorted(
+        p.relative_to(tmp_path / "deep").as_posix() for p in (tmp_path / "deep").rglob("*")
+    )
+    assert found == ["a.png", "b.png", "sub", "sub/c.png"]
+
+
+def test_quoted_glob_with_double_star(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_image(Path("shots/a.png"), seed=1)
+    make_image(Path("shots/2024/b.png"), seed=2)
+    make_image(Path("shots/2024/x/c.png"), seed=3)
+    make_image(Path("elsewhere/d.png"), seed=4)
+    result = run("shots/**/*.png", "-o", "big")
+    assert result.exit_code == 0, result.output
+    found = sorted(p.as_posix() for p in Path("big").rglob("*.png"))
+    assert found == ["big/2024/b.png", "big/2024/x/c.png", "big/a.png"]
+
+
+def test_outputs_inside_the_input_directory_are_not_inputs(run, tmp_path):
+    src = tmp_path / "in"
+    make_image(src / "a.png")
+    assert run(src, "-r", "-o", src / "big").exit_code == 0
+    again = run(src, "-r", "-o", src / "big", "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "0 images" in again.stderr and "1 skipped" in again.stderr
+    found = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+    assert found == ["a.png", "big/a.png"]
+
+
+def test_single_file_into_a_directory(run, rgb_png, tmp_path):
+    assert run(rgb_png, "-o", f"{tmp_path / 'new'}/").exit_code == 0
+    assert size_of(tmp_path / "new" / "rgb.png") == (48, 40)
+    gray = make_image(tmp_path / "g.png", "L")
+    assert run(gray, "-o", tmp_path / "new").exit_code == 0
+    assert size_of(tmp_path / "new" / "g.png") == (48, 40)
+
+
+def test_duplicate_inputs_are_done_once(run, rgb_png, tmp_path):
+    result = run(rgb_png, rgb_png, tmp_path / "." / "rgb.png", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "srgan: 1 image," in result.stderr
+
+
+def test_stdin_to_stdout(run, rgb_png):
+    result = run("-", input=rgb_png.read_bytes())
+    assert result.exit_code == 0, result.output
+    with Image.open(io.BytesIO(result.stdout_bytes)) as img:
+        assert img.size == (48, 40)
+    assert result.stderr.startswith("srgan: 1 image")
+
+
+def test_dash_output_is_stdout(run, rgba_png):
+    result = run(rgba_png, "-o", "-", "-q")
+    assert result.exit_code == 0
+    with Image.open(io.BytesIO(result.stdout_bytes)) as img:
+        assert (img.mode, img.size) == ("RGBA", (48, 40))
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["no_such_dir/*.png"],
+        ["missing.png"],
+        ["{rgb}", "--tile", "-1"],
+        ["{rgb}", "--precision", "fp16"],
+        ["{rgb}", "--compress-level", "10"],
+        ["{rgb}", "{gray}", "-o", "out.png"],
+        ["{rgb}", "--report", "r.txt"],
+        ["{rgb}", "-", "-o", "outdir"],
+        ["{rgb}", "--model", "srgan"],
+    ],
+)
+def test_usage_errors_exit_2(run, rgb_png, gray_png, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(rgb=rgb_png, gray=gray_png) for a in args]
+    result = run(*argv)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("*_x4.png"))
+
+
+def test_one_corrupt_input_exits_1_and_others_are_written(run, tmp_path, corrupt_png):
+    good = [make_image(tmp_path / f"g{i}.png", seed=i) for i in range(2)]
+    result = run(good[0], corrupt_png, good[1], "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and str(corrupt_png) in errors[0]
+    assert "1 failed" in result.stderr.splitlines()[-1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["g0.png", "g1.png"]
+
+
+def test_output_onto_input_is_refused(run, rgb_png):
+    before = rgb_png.read_bytes()
+    result = run(rgb_png, "-o", rgb_png, "--overwrite")
+    assert result.exit_code == 1
+    assert "refusing to overwrite input" in result.stderr and str(rgb_png) in result.stderr
+    assert rgb_png.read_bytes() == before
+
+
+def test_existing_output_needs_a_flag(run, rgb_png, tmp_path):
+    assert run(rgb_png).exit_code == 0
+    again = run(rgb_png)
+    assert again.exit_code == 1 and "--skip-existing" in again.stderr
+    skipped = run(rgb_png, "--skip-existing")
+    assert skipped.exit_code == 0 and "1 skipped" in skipped.stderr
+    assert run(rgb_png, "--overwrite").exit_code == 0
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
+    report = tmp_path / f"r{suffix}"
+    result = run(rgb_png, corrupt_png, "-o", tmp_path / "out", "--report", report)
+    assert result.exit_code == 1
+    keys = {f.name for f in pipeline.fields(pipeline.ImageResult)}
+    if suffix == ".json":
+        data = json.loads(report.read_text())
+        assert set(data) == {
+            "version",
+            "model",
+            "precision",
+            "threads",
+            "startup_s",
+            "total_s",
+            "images",
+        }
+        assert data["model"] == "tiny" and data["precision"] in ("fp32", "bf16")
+        assert [set(i) for i in data["images"]] == [keys, keys - {"error"}]
+    else:
+        with open(report, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [set(r) for r in rows] == [keys, keys]
+        assert rows[0]["error"] and not rows[1]["error"]
+
+
+def test_help_mentions_examples_and_makefile():
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0
+    assert "%_x4.png: %.png ; srgan upscale $< -o $@" in top.output
+    sub = runner.invoke(main, ["upscale", "--help"])
+    assert sub.exit_code == 0
+    assert "srgan upscale photos/ -o big/" in sub.output
+    assert "$< -o $@" in sub.output
+    version = runner.invoke(main, ["--version"])
+    assert version.output.strip() == f"srgan {cli.__version__}"
+
+
+def test_help_defaults_match_the_library():
+    assert cli.DEFAULT_TILE_PAD == tiling.DEFAULT_TILE_PAD
+    assert cli.DEFAULT_COMPRESS_LEVEL == imageio.DEFAULT_COMPRESS_LEVEL
+    assert cli.DEFAULT_MAX_PIXELS == imageio.DEFAULT_MAX_PIXELS
+    assert cli.PRECISIONS == pipeline.PRECISIONS
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+    assert suffixes == cli.IMAGE_SUFFIXES
+
+
+def test_importing_cli_stays_light():
+    code = (
+        "import sys, srgan_cli.cli; "
+        "print(sorted(m for m in ('numpy', 'PIL', 'keras', 'tensorflow', 'tqdm') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_python_dash_m():
+    out = subprocess.run(
+        [sys.executable, "-m", "srgan_cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "Usage: srgan" in out.stdout
+
+
+def test_info_json():
+    result = CliRunner().invoke(main, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["models"]) == {"srgan", "srresnet"}
+    for model in data["models"].values():
+        assert model["status"] in ("ok", "missing", "invalid")
+    assert set(data["cpu_features"]) == {"avx512f", "avx512_bf16", "amx_bf16"}
+    assert data["threads"]["cpu_count"] == os.cpu_count()
+    assert data["tensorflow"] and data["keras"]
+
+
+def test_info_text():
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"srgan {cli.__version__}\n")
+    assert "tensorflow" in result.output and "cpu:" in result.output
+
+
+def test_weights_error_is_one_line(tmp_path, rgb_png):
+    bogus = tmp_path / "bogus.weights.h5"
+    bogus.write_bytes(b"x")
+    result = CliRunner().invoke(main, ["upscale", str(rgb_png), "--weights", str(bogus)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+# -- real processes -------------------------------------------------------------------------
+
+SRGAN = shutil.which("srgan")
+needs_entry_point = pytest.mark.skipif(SRGAN is None, reason="srgan entry point not installed")
+
+
+@pytest.mark.slow
+@needs_entry_point
+def test_installed_entry_point(tiny_weights, rgb_png, tmp_path):
+    out = tmp_path / "out.png"
+    done = subprocess.run(
+        [SRGAN, "upscale", str(rgb_png), "-o", str(out), "--weights", str(tiny_weights)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert size_of(out) == (48, 40)
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one summary line
+
+
+@pytest.mark.slow
+@needs_entry_point
+def test_sigint_mid_batch_then_resume(tiny_weights, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(30):
+        make_image(src / f"img{i:02d}.png", size=(40, 40), seed=i)
+    argv = [SRGAN, "upscale", str(src), "-o", str(out), "--weights", str(tiny_weights)]
+    proc = subprocess.Popen(
+        [*argv, "--tile", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "batch finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"Interrupted" in stderr and b"Traceback" not in stderr
+    assert not list(out.glob(".*.tmp"))
+    written = list(out.glob("*.png"))
+    assert 0 < len(written) < 30
+    for path in written:
+        with Image.open(path) as img:
+            img.verify()
+
+    resumed = subprocess.run([*argv, "--skip-existing", "-q"], capture_output=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list(out.glob("*.png"))) == 30
