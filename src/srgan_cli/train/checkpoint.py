@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ def save(run_dir: Path, trainee, generator, step: int) -> None:
     np.savez(tmp, **arrays)
     _replace_atomically(tmp, run_dir / CHECKPOINT)
     save_generator(run_dir / "last", generator, step, None)
+    snapshots = run_dir / "snapshots"
+    snapshots.mkdir(exist_ok=True)
+    shutil.copyfile(run_dir / "last.weights.h5", snapshots / f"step-{step:07d}.weights.h5")
 
 
 def restore(run_dir: Path, trainee) -> int:

@@ -36,6 +36,7 @@ class TrainConfig:
     init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
     vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
     pixel_weight: float = 1e-2
+    lowres_weight: float = 0.0  # L1 on 4x4 box averages (colour / low frequencies)
     content_weight: float = 1.0
     adv_weight: float = 5e-3
 

@@ -63,7 +63,9 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     model = networks.GanObjective(gen, disc, features)
     model.compile(
         optimizer=optimizer,
-        loss=networks.weighted_total(cfg.pixel_weight, cfg.content_weight, cfg.adv_weight),
+        loss=networks.weighted_total(
+            cfg.pixel_weight, cfg.lowres_weight, cfg.content_weight, cfg.adv_weight
+        ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
     )
     return model, gen
@@ -74,7 +76,9 @@ def _stream(cfg: TrainConfig, sampler: PatchSampler, start: int):
     if cfg.stage == "psnr":
         yield from sampler.batches(start)
     else:
-        zeros = np.zeros((cfg.batch, 4), dtype="float32")
+        from srgan_cli.train.networks import LOSS_TERMS
+
+        zeros = np.zeros((cfg.batch, len(LOSS_TERMS)), dtype="float32")
         for lr, hr in sampler.batches(start):
             yield (lr, hr), zeros
 
