@@ -103,10 +103,10 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
     train_files, val_files = split_files(list_images(cfg.data), cfg.val_images)
     (run_dir / "validation_images.txt").write_text("\n".join(map(str, val_files)) + "\n")
     sampler = PatchSampler(load_pairs(train_files, cfg.patch), cfg.patch, cfg.batch, cfg.seed)
-    val_lr, val_hr = center_crops(load_pairs(val_files, 32), 48)
+    val = center_crops(load_pairs(val_files), 48) if val_files else None
     model, gen = build_trainable(cfg)
     start = checkpoint.restore(run_dir, model) if resume else 0
-    logger = _Progress(cfg, run_dir, gen, model, (val_lr, val_hr), start)
+    logger = _Progress(cfg, run_dir, gen, model, val, start)
     remaining = max(0, cfg.steps - start)
     epochs = -(-remaining // cfg.log_every)
     if epochs:
@@ -115,6 +115,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
             steps_per_epoch=cfg.log_every,
             epochs=epochs,
             verbose=0,
+            shuffle=False,
             callbacks=[logger],
         )
     logger.save(final=True)
@@ -138,7 +139,7 @@ class _Progress(keras.callbacks.Callback):
         now = time.monotonic()
         self.step += self.cfg.log_every
         self.bar.update(self.cfg.log_every)
-        val = validation_psnr(self.gen, *self.val)
+        val = validation_psnr(self.gen, *self.val) if self.val else float("nan")
         row = {"step": self.step, "val_psnr": round(val, 4), "time": time.time()}
         row["s_per_step"] = round((now - self.last_log) / self.cfg.log_every, 5)
         row.update({k: float(v) for k, v in (logs or {}).items()})

@@ -1,0 +1,62 @@
+"""Weights: shipped models verify and load; wrong hashes and architectures are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from srgan_cli import weights
+from srgan_cli.errors import WeightsError
+
+
+def test_unknown_model_is_a_one_line_error():
+    with pytest.raises(WeightsError, match="unknown model 'nope'"):
+        weights.resolve("nope")
+
+
+def test_missing_file_and_missing_card(tmp_path: Path):
+    with pytest.raises(WeightsError, match="not found"):
+        weights.resolve(weights=tmp_path / "x.weights.h5")
+    (tmp_path / "x.weights.h5").write_bytes(b"data")
+    with pytest.raises(WeightsError, match="no card"):
+        weights.resolve(weights=tmp_path / "x.weights.h5")
+
+
+@pytest.mark.parametrize("name", weights.MODEL_NAMES)
+def test_shipped_models_match_their_cards(name: str):
+    path = weights.resolve(name)
+    card = weights.verify(path)
+    assert card.name == name
+    assert card.training.get("steps", 0) > 0, "a shipped model must say how far it was trained"
+
+
+def test_tampered_weights_are_refused(tiny_weights: Path, tmp_path: Path):
+    copy = tmp_path / tiny_weights.name
+    shutil.copy(tiny_weights, copy)
+    shutil.copy(weights.card_path(tiny_weights), weights.card_path(copy))
+    with open(copy, "r+b") as fh:
+        fh.seek(-1, 2)
+        last = fh.read(1)
+        fh.seek(-1, 2)
+        fh.write(bytes([last[0] ^ 0xFF]))
+    with pytest.raises(WeightsError, match="does not match its card"):
+        weights.verify(copy)
+
+
+def test_wrong_architecture_is_refused(tiny_weights: Path, tmp_path: Path):
+    copy = tmp_path / tiny_weights.name
+    shutil.copy(tiny_weights, copy)
+    card = json.loads(weights.card_path(tiny_weights).read_text())
+    card["architecture"]["channels"] = 16
+    weights.card_path(copy).write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="does not fit architecture"):
+        weights.load_generator(copy)
+
+
+def test_export_then_load_round_trip(tiny_weights: Path):
+    model, card = weights.load_generator(tiny_weights)
+    assert card.sha256 == weights.sha256_of(tiny_weights)
+    assert model.count_params() > 0
