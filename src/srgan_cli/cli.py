@@ -661,6 +661,108 @@ def _info_lines(data: dict[str, Any]) -> Iterator[str]:
     yield f"threads: {threads['cpu_count']} cpus, TensorFlow intra-op {intra}"
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+# Mirror srgan_cli.server's defaults, which cannot be imported before flask is known to be
+# installed; tests/test_server.py checks that they agree.
+DEFAULT_SERVE_HOST = "127.0.0.1"
+DEFAULT_SERVE_PORT = 5000
+DEFAULT_SERVE_MAX_PIXELS = 4_000_000
+DEFAULT_MAX_UPLOAD_MB = 32
+SERVE_EXTRA_MISSING = "srgan serve needs the serve extra: pip install 'srgan-cli[serve]'"
+
+SERVE_EPILOG = """\b
+Examples:
+  srgan serve                                  # http://127.0.0.1:5000, model srgan
+  curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png
+  curl http://localhost:5000/model/metadata    # JSON; the API is at /openapi.json
+  srgan serve --host 0.0.0.0 --port 8080       # reachable from the network: no auth!
+
+\b
+Errors are JSON {"status": "error", "message": ...}: 400 no 'image' field, not an image,
+damaged, or over --max-pixels; 413 request over --max-upload-mb; 404/405 wrong path/method.
+"""
+
+
+@main.command("serve", epilog=SERVE_EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--host",
+    default=DEFAULT_SERVE_HOST,
+    show_default=True,
+    help="Address to listen on. Anything but loopback lets other machines use the model.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_SERVE_PORT,
+    show_default=True,
+    help="TCP port; 0 = any free port (the ready line says which).",
+)
+@model_options
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SERVE_MAX_PIXELS,
+    show_default=True,
+    metavar="N",
+    help="Refuse uploads with more pixels (width x height) than this (400).",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_UPLOAD_MB,
+    show_default=True,
+    metavar="N",
+    help="Refuse requests over N MiB (413).",
+)
+def serve_command(
+    host: str,
+    port: int,
+    model: str | None,
+    weights: Path | None,
+    precision: str,
+    tile: int | None,
+    tile_pad: int,
+    max_pixels: int,
+    max_upload_mb: int,
+) -> None:
+    """Serve the model over HTTP with the seed's REST API (POST /model/predict).
+
+    The model is loaded once; requests take turns on it. Needs the serve extra:
+    pip install 'srgan-cli[serve]'.
+    """
+    _require_flask()
+    from srgan_cli import server
+
+    if not server.is_loopback(host):
+        click.echo(
+            f"Warning: listening on {host}: anyone who can reach it can use the model "
+            "(no authentication, no TLS)",
+            err=True,
+        )
+    upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
+
+    def ready(url: str) -> None:
+        click.echo(f"srgan: serving model {upscaler.name} on {url} (Ctrl-C to stop)", err=True)
+
+    server.serve(
+        upscaler,
+        host,
+        port,
+        on_ready=ready,
+        max_pixels=max_pixels,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
+    )
+
+
+def _require_flask() -> None:
+    """One-line SrganError (exit 1) when the optional serve extra is not installed."""
+    try:
+        import flask  # noqa: F401 - only checking that the extra is installed
+    except ImportError as err:
+        raise SrganError(SERVE_EXTRA_MISSING) from err
+
+
 # -- train ----------------------------------------------------------------------------------
 
 TRAIN_EPILOG = """\b
@@ -744,3 +846,217 @@ def train(
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     click.echo(f"run saved in {run_dir}")
+
+
+# -- eval and compare -----------------------------------------------------------------------
+
+# Mirrors lpips.DEFAULT_LPIPS_WEIGHTS (importing lpips would pull in numpy for --help);
+# tests/test_evaluate.py checks that they agree.
+DEFAULT_LPIPS_WEIGHTS_HELP = "../shared/weights/lpips_alex.npz"
+DEFAULT_COMPARE_MODELS = "srresnet,srgan"
+DEFAULT_COMPARE_ZOOM = 2
+
+if TYPE_CHECKING:
+    from srgan_cli.evaluate import Box
+
+EVAL_EPILOG = """\b
+Examples:
+  srgan eval ../shared/datasets/benchmark/Set5 --model srresnet
+  srgan eval Set5 Set14 BSD100 --json eval.json --markdown
+  srgan eval Set5 --weights runs/gan/best.weights.h5 --lpips-weights lpips_alex.npz
+
+\b
+Protocol: crop HR to a multiple of 4, Pillow bicubic x1/4, upscale (tiling included), then
+PSNR and SSIM (Gaussian 11x11, sigma 1.5) on the Y channel (BT.601, 16-235) with a 4 px
+border shaved, and LPIPS-Alex on RGB. Pillow bicubic x4 is scored alongside as the baseline.
+"""
+
+COMPARE_EPILOG = """\b
+Examples:
+  srgan compare photo.png -o sheet.png                  # the most detailed 96x96 crop
+  srgan compare photo.png -o sheet.png --crop 120,64,96,96 --models srgan
+  srgan compare photo.png -o sheet.png --models srgan,runs/gan/best.weights.h5
+"""
+
+
+@main.command("eval", epilog=EVAL_EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument(
+    "directories",
+    nargs=-1,
+    required=True,
+    metavar="DIR...",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@model_options
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Also write every image's scores and the set means to FILE.",
+)
+@click.option("--markdown", is_flag=True, help="Print the table as markdown.")
+@click.option(
+    "--lpips-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help=f"LPIPS-Alex weights (lpips_alex.npz) [default: {DEFAULT_LPIPS_WEIGHTS_HELP} if it "
+    "exists, else LPIPS is skipped].",
+)
+def eval_command(
+    directories: tuple[Path, ...],
+    model: str | None,
+    weights: Path | None,
+    precision: str,
+    tile: int | None,
+    tile_pad: int,
+    json_path: Path | None,
+    markdown: bool,
+    lpips_weights: Path | None,
+) -> None:
+    """Score the model against bicubic on folders of HR images: PSNR, SSIM and LPIPS.
+
+    Each DIR is one set (its image files, subfolders ignored). Per-set means go to stdout,
+    progress and notes to stderr.
+    """
+    started = time.perf_counter()
+    from tqdm import tqdm
+
+    from srgan_cli import evaluate
+    from srgan_cli.imageio import write_atomic
+
+    sets = evaluate.benchmark_sets(directories)
+    upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
+    lpips, lpips_path = _load_lpips(lpips_weights)
+    total = sum(len(bench.images) for bench in sets)
+    with tqdm(total=total, unit="img", file=sys.stderr, disable=not _stderr_is_terminal()) as bar:
+        result = evaluate.evaluate(sets, upscaler, lpips, on_image=lambda score: bar.update(1))
+    if json_path is not None:
+        content = result.to_dict(
+            version=__version__,
+            weights=str(upscaler.path),
+            sha256=upscaler.card.sha256,
+            precision=upscaler.precision_used,
+            tile=upscaler.tile,
+            tile_pad=upscaler.tile_pad,
+            lpips_weights=None if lpips_path is None else str(lpips_path),
+        )
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(json_path, (json.dumps(content, indent=2) + "\n").encode("utf-8"))
+    click.echo(evaluate.markdown_table(result) if markdown else evaluate.text_table(result))
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"srgan eval: {total} images in {len(sets)} set{'' if len(sets) == 1 else 's'}, "
+        f"{upscaler.name} ({upscaler.precision_used}), {seconds:.1f} s",
+        err=True,
+    )
+
+
+def _load_lpips(path: Path | None) -> tuple[Callable[[Any, Any], float] | None, Path | None]:
+    """LPIPS-Alex from ``path``, or from the default path when it exists; else a note, None."""
+    from srgan_cli.lpips import default_weights_path
+
+    if path is None:
+        path = default_weights_path()
+        if not path.is_file():
+            click.echo(f"note: LPIPS skipped: no weights at {path} (use --lpips-weights)", err=True)
+            return None, None
+    with quiet_tensorflow_startup():
+        from srgan_cli.lpips import LpipsAlex
+
+        return LpipsAlex(path), path
+
+
+@main.command(epilog=COMPARE_EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The PNG sheet to write.",
+)
+@click.option(
+    "--crop",
+    default=None,
+    metavar="X,Y,W,H",
+    help="Region of IMAGE in its own pixels, widened to the 4 px grid [default: the 96x96 "
+    "window with the most detail].",
+)
+@click.option(
+    "--models",
+    default=DEFAULT_COMPARE_MODELS,
+    show_default=True,
+    metavar="LIST",
+    help="Comma-separated shipped model names or .weights.h5 files, one panel each.",
+)
+@click.option(
+    "--zoom",
+    type=click.IntRange(1, 8),
+    default=DEFAULT_COMPARE_ZOOM,
+    show_default=True,
+    help="Nearest-neighbour magnification of every panel.",
+)
+@precision_option
+def compare(
+    image: Path, output: Path, crop: str | None, models: str, zoom: int, precision: str
+) -> None:
+    """Draw bicubic | each model | original side by side, for one crop of an HR IMAGE.
+
+    IMAGE is taken as the ground truth: it is downscaled 4x as in 'srgan eval' and upscaled
+    back each way, so the panels show how much of its detail each method recovers.
+    """
+    from srgan_cli import evaluate
+    from srgan_cli.imageio import encode_png, write_atomic
+
+    box = _parse_crop(crop)
+    hr = evaluate.load_hr(image)
+    upscalers = [_compare_upscaler(item, precision) for item in _model_list(models)]
+    used, sheet = evaluate.comparison_sheet(hr, upscalers, box, zoom)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, encode_png(sheet, None, "RGB", compress_level=9))
+    height, width = sheet.shape[:2]
+    click.echo(
+        f"srgan compare: {output} ({width}x{height}), crop {used.x},{used.y},{used.w},{used.h} "
+        f"of {image}",
+        err=True,
+    )
+
+
+def _parse_crop(text: str | None) -> Box | None:
+    """'x,y,w,h' (integers, w and h > 0) -> ``evaluate.Box``; None -> None (automatic)."""
+    if text is None:
+        return None
+    from srgan_cli.evaluate import Box
+
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--crop {text!r} must be four integers X,Y,W,H") from None
+    if min(x, y) < 0 or min(w, h) <= 0:
+        raise UsageError(f"--crop {text!r}: X and Y must be >= 0, W and H > 0")
+    return Box(x, y, w, h)
+
+
+def _model_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UsageError("--models is empty")
+    return items
+
+
+def _compare_upscaler(item: str, precision: str) -> Upscaler:
+    """A shipped model name or a .weights.h5 path -> its loaded ``Upscaler``."""
+    from srgan_cli.weights import WEIGHTS_SUFFIX
+
+    if item in MODEL_NAMES:
+        return load_upscaler(item, None, precision, None, DEFAULT_TILE_PAD)
+    if item.endswith(WEIGHTS_SUFFIX):
+        return load_upscaler(None, Path(item), precision, None, DEFAULT_TILE_PAD)
+    raise UsageError(
+        f"--models: {item!r} is neither a shipped model ({', '.join(MODEL_NAMES)}) "
+        f"nor a {WEIGHTS_SUFFIX} file"
+    )

@@ -1,0 +1,372 @@
+"""``srgan serve``: the seed's REST API over one loaded ``Upscaler``.
+
+The project descends from a Docker REST service, and its users' scripts post images with
+``curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png``.
+This module keeps that contract: ``POST /model/predict`` (multipart field ``image``) answers
+the 4x image as ``image/png``, ``GET /model/metadata`` describes the model in the seed's
+keys, and ``GET /openapi.json`` describes both.
+
+Why Flask: it is small, well kept and synchronous, and it is what the seed was built on.
+An async framework would buy nothing here: there is one model, and it must run one request
+at a time anyway (``_ModelGate`` serialises it). werkzeug's threaded server gives each
+connection a thread, so while one request holds the model, others upload, decode and encode
+PNGs. Flask is an optional extra (``pip install 'srgan-cli[serve]'``); only this module
+imports it, and ``srgan_cli.cli`` checks for it before importing this module.
+
+Each request takes the same path as ``srgan upscale``: ``read_image`` (pixel limit, modes,
+alpha, EXIF, ICC) -> ``Upscaler.upscale_image`` (tiling) -> ``encode_png``. Refusals are
+JSON ``{"status": "error", "message": ...}``:
+
+* 400: no ``image`` field, or the upload is not an image we can use: not an image,
+  damaged or truncated, or over ``max_pixels``. The pixel count is a property of the
+  content, not of the request size, and ``read_image`` refuses all of these the same way.
+* 413: the request body is over ``max_upload_bytes`` (Flask's ``MAX_CONTENT_LENGTH``).
+* 404 / 405: unknown path / wrong method (405 carries the ``Allow`` header).
+* 500: a bug, logged with its traceback on the server; bad input never leads here.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+from werkzeug.utils import secure_filename
+
+from srgan_cli import SCALE, __version__
+from srgan_cli.errors import ImageError, SrganError
+from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
+
+if TYPE_CHECKING:
+    from srgan_cli.pipeline import Upscaler
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+"""The seed's port, so existing scripts keep their URL."""
+
+DEFAULT_MAX_PIXELS: int = 4_000_000
+"""Input pixels (width * height) accepted per request: the seed's 2000x2000 limit. Lower
+than the CLI's 50 MP because a request holds the model for its whole run: at ~0.5 s per
+128x128 input (16x64 generator, 2 cores, see ``Upscaler._infer``) 4 MP takes about two
+minutes, 50 MP would keep every other client waiting for over 25 minutes."""
+
+DEFAULT_MAX_UPLOAD_MB: int = 32
+"""Request body limit in MiB: a 4 MP RGBA PNG stored without compression is about 16 MiB."""
+
+MIB = 1024 * 1024
+IMAGE_FIELD = "image"
+"""The multipart form field holding the upload (the seed's name)."""
+
+LISTEN_BACKLOG = 64
+"""Connections the kernel holds until the accept loop takes them (werkzeug alone: 5)."""
+
+METADATA_ID = "srgan-cli"
+METADATA_TYPE = "Image-To-Image Translation Or Transformation"
+"""The seed's ``type`` string, kept so scripts that group models by type still match."""
+METADATA_LICENSE = "MIT"
+
+
+class _ModelGate:
+    """The model runs one request at a time; the others wait here for it.
+
+    TensorFlow already spreads one inference over all cores, so running two at once would
+    only make both slower and double the activation memory.
+    """
+
+    def __init__(self, upscaler: Upscaler) -> None:
+        self._upscaler = upscaler
+        self._lock = threading.Lock()
+
+    def upscale(self, image: DecodedImage) -> DecodedImage:
+        with self._lock:
+            return self._upscaler.upscale_image(image)
+
+
+def create_app(
+    upscaler: Upscaler,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MIB,
+    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+) -> Flask:
+    """The Flask app serving ``upscaler`` (see the module docstring for the API).
+
+    ``max_pixels`` caps width * height of an upload (400 above it); ``max_upload_bytes``
+    caps the request body (413 above it); ``compress_level`` is the zlib level of the PNG
+    answers. The app owns the lock that serialises the model, so build one app per
+    ``Upscaler``. Safe for a threaded server.
+    """
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = max_upload_bytes  # text fields: same limit, same 413
+    gate = _ModelGate(upscaler)
+    metadata = model_metadata(upscaler, max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
+    spec = openapi_spec(max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
+
+    @app.post("/model/predict")
+    def predict() -> Response:
+        upload = request.files.get(IMAGE_FIELD)
+        if upload is None:
+            raise BadRequest(
+                f"missing file field {IMAGE_FIELD!r}: send the image as multipart/form-data, "
+                f'e.g. curl -F "{IMAGE_FIELD}=@photo.png" -XPOST {request.base_url}'
+            )
+        name = upload.filename or IMAGE_FIELD
+        try:
+            image = read_image(upload.read(), max_pixels=max_pixels, name=name)
+        except ImageError as err:
+            raise BadRequest(str(err)) from err
+        result = gate.upscale(image)
+        data = encode_png(
+            result.pixels, result.alpha, result.mode, result.icc_profile, compress_level
+        )
+        response = Response(data, mimetype="image/png")
+        response.headers["Content-Disposition"] = f'inline; filename="{_output_name(name)}"'
+        return response
+
+    @app.get("/model/metadata")
+    def get_metadata() -> Response:
+        return jsonify(metadata)
+
+    @app.get("/openapi.json")
+    def get_openapi() -> Response:
+        return jsonify(spec)
+
+    @app.get("/")
+    def index() -> Response:
+        return Response(_index_html(upscaler.name), mimetype="text/html")
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        message = err.description or err.name
+        if err.code == 413:
+            message = f"upload is over the server's limit of {max_upload_bytes:,} bytes"
+        response = err.get_response()
+        response.set_data(_error_json(message))
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(err: Exception) -> Response:
+        app.logger.error("%s %s failed", request.method, request.path, exc_info=err)
+        response = InternalServerError().get_response()
+        response.set_data(_error_json("internal server error (details are in the server log)"))
+        response.content_type = "application/json"
+        return response
+
+    return app
+
+
+def _error_json(message: str) -> str:
+    return json.dumps({"status": "error", "message": message}) + "\n"
+
+
+def _output_name(upload_name: str) -> str:
+    """'food.png' -> 'food_x4.png', reduced to safe ASCII for the Content-Disposition header."""
+    stem = secure_filename(PurePath(upload_name).stem) or "result"
+    return f"{stem}_x4.png"
+
+
+def model_metadata(upscaler: Upscaler, *, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+    """``GET /model/metadata``: the seed's keys (id, name, description, type, source,
+    license) describing our model, plus ``version``, ``model``, ``scale`` and the limits."""
+    card = upscaler.card
+    description = card.description or f"{upscaler.name}: x{SCALE} super-resolution generator"
+    return {
+        "id": METADATA_ID,
+        "name": f"SRGAN x{SCALE} generator ({upscaler.name})",
+        "description": description,
+        "type": METADATA_TYPE,
+        "source": f"srgan-cli {__version__}, weights trained in-house (sha256 {card.sha256[:12]})",
+        "license": METADATA_LICENSE,
+        "version": __version__,
+        "model": upscaler.name,
+        "scale": SCALE,
+        "limits": {"max_pixels": max_pixels, "max_upload_bytes": max_upload_bytes},
+    }
+
+
+def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+    """A hand-written OpenAPI 3.0 description of the endpoints, served at ``/openapi.json``."""
+    error = {"$ref": "#/components/schemas/Error"}
+
+    def error_response(why: str) -> dict[str, Any]:
+        return {"description": why, "content": {"application/json": {"schema": error}}}
+
+    predict = {
+        "summary": f"Upscale an image {SCALE}x",
+        "description": (
+            "Upload one image (PNG, JPEG, BMP, TIFF, WebP or GIF) as the multipart field "
+            f"'{IMAGE_FIELD}'. The answer is a PNG {SCALE}x the width and height, in the "
+            "input's mode (RGBA, grayscale and 16-bit grayscale are kept; alpha is "
+            f"upscaled bicubically). At most {max_pixels:,} input pixels and "
+            f"{max_upload_bytes:,} bytes per request. Requests queue for the model."
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [IMAGE_FIELD],
+                        "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": f"The {SCALE}x image",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "400": error_response(
+                f"No '{IMAGE_FIELD}' field, or not a usable image: not an image, damaged or "
+                "truncated, or over the pixel limit"
+            ),
+            "413": error_response("Request body over the upload limit"),
+        },
+    }
+    metadata = {
+        "summary": "Describe the model",
+        "responses": {
+            "200": {
+                "description": "Model metadata",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Metadata"}}
+                },
+            }
+        },
+    }
+    text = {"type": "string"}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "srgan",
+            "version": __version__,
+            "description": f"{SCALE}x photo upscaling with an in-house SRGAN generator",
+        },
+        "paths": {
+            "/model/predict": {"post": predict},
+            "/model/metadata": {"get": metadata},
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["status", "message"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["error"]},
+                        "message": text,
+                    },
+                },
+                "Metadata": {
+                    "type": "object",
+                    "required": ["id", "name", "description", "type", "source", "license"],
+                    "properties": {
+                        **{key: text for key in ("id", "name", "description", "type")},
+                        **{key: text for key in ("source", "license", "version", "model")},
+                        "scale": {"type": "integer"},
+                        "limits": {"type": "object"},
+                    },
+                },
+            }
+        },
+    }
+
+
+def _index_html(model_name: str) -> str:
+    """A minimal landing page: what this is, how to call it, where the API description is."""
+    name = html.escape(model_name)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>srgan serve</title></head>
+<body>
+<h1>srgan {html.escape(__version__)}: {SCALE}x upscaling with model {name}</h1>
+<p><code>curl -F "image=@photo.png" -XPOST http://HOST:PORT/model/predict &gt; big.png</code></p>
+<ul>
+<li><a href="openapi.json">openapi.json</a>: the API (OpenAPI 3)</li>
+<li><a href="model/metadata">model/metadata</a>: the model</li>
+</ul>
+</body></html>
+"""
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_server(
+    upscaler: Upscaler,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    **app_options: Any,
+) -> BaseWSGIServer:
+    """A threaded werkzeug server for ``create_app(upscaler, **app_options)``, listening.
+
+    Port 0 picks a free port (``server.port`` says which). We bind the socket ourselves so
+    that a busy port or an unknown host is one SrganError line (werkzeug would print
+    several and exit), and to queue more than werkzeug's 5 pending connections.
+    """
+    app = create_app(upscaler, **app_options)
+    listener = _listen(host, port)
+    try:
+        return make_server(host, port, app, threaded=True, fd=listener.fileno())
+    finally:
+        listener.close()  # werkzeug keeps its own duplicate of the descriptor
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = select_address_family(host, port)
+    try:
+        address = get_sockaddr(host, port, family)
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as err:
+        raise SrganError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as err:
+        listener.close()
+        raise SrganError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    return listener
+
+
+def server_url(server: BaseWSGIServer) -> str:
+    """'http://127.0.0.1:5000' for a server (IPv6 hosts in brackets)."""
+    host = server.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{server.port}"
+
+
+def serve(
+    upscaler: Upscaler,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    **app_options: Any,
+) -> None:
+    """Serve ``upscaler`` on ``host:port`` until Ctrl-C (or SIGTERM made into one).
+
+    ``on_ready(url)`` is called once the port is open; ``app_options`` go to ``create_app``.
+    Returns normally when interrupted: werkzeug's ``serve_forever`` takes the
+    KeyboardInterrupt and closes the socket.
+    """
+    server = create_server(upscaler, host, port, **app_options)
+    if on_ready is not None:
+        on_ready(server_url(server))
+    server.serve_forever()
