@@ -809,11 +809,37 @@ def _train_config_options(func: F) -> F:
     default=None,
     help="Do not train: export this run's generator to --out as a shipped model.",
 )
+@click.option(
+    "--select",
+    "select_run",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Do not train: pick this GAN run's snapshot to export (validation images only).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("weights/srresnet.weights.h5"),
+    show_default=True,
+    help="With --select: the PSNR-trained model the GAN's PSNR drop is measured against.",
+)
+@click.option("--max-drop", type=float, default=1.5, show_default=True, help="With --select.")
+@click.option(
+    "--lpips-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("../shared/weights/lpips_alex.npz"),
+    show_default=True,
+    help="With --select: LPIPS-Alex weights (npz).",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("weights"))
 @click.option("--name", default=None, help="Exported model name [default: by stage].")
 def train(
     resume: Path | None,
     export_run: Path | None,
+    select_run: Path | None,
+    reference: Path,
+    max_drop: float,
+    lpips_weights: Path,
     out: Path,
     name: str | None,
     blocks: int,
@@ -825,6 +851,13 @@ def train(
     from srgan_cli.train.config import TrainConfig
 
     with quiet_tensorflow_startup():
+        if select_run is not None:
+            from srgan_cli.lpips import LpipsAlex
+            from srgan_cli.train.select import select_snapshot
+
+            result = select_snapshot(select_run, reference, LpipsAlex(lpips_weights), max_drop)
+            click.echo(json.dumps(result["selected"]))
+            return
         if export_run is not None:
             from srgan_cli.train.export import export_run as export
 

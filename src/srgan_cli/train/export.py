@@ -1,8 +1,8 @@
 """Turn a training run into a shipped model: ``weights/<name>.weights.h5`` plus its card.
 
 The PSNR stage exports the checkpoint that scored best on the held-out *training* images
-(never a benchmark image); the GAN stage exports its last checkpoint, since validation PSNR
-is not what a GAN is trained to maximise.
+(never a benchmark image); the GAN stage exports the snapshot ``select`` picked (again on
+held-out training images), or its last checkpoint when nothing was selected.
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 def training_summary(run_dir: Path) -> dict[str, Any]:
     """What the card says about a run: its config, steps, wall time and hardware."""
     config = json.loads((run_dir / "config.json").read_text())
-    pick = "best" if config["stage"] == "psnr" else "last"
-    chosen = json.loads((run_dir / f"{pick}.json").read_text())
+    selected = run_dir / "selected.json"
+    if config["stage"] == "gan" and selected.is_file():
+        selection = json.loads(selected.read_text())
+        chosen = selection["selected"]
+        pick = chosen["file"].removesuffix(".weights.h5")
+    else:
+        pick = "best" if config["stage"] == "psnr" else "last"
+        chosen = json.loads((run_dir / f"{pick}.json").read_text())
     log = read_log(run_dir)
     seconds = sum(row["s_per_step"] * config["log_every"] for row in log)
     return {
@@ -34,6 +40,7 @@ def training_summary(run_dir: Path) -> dict[str, Any]:
         "steps": chosen["step"],
         "checkpoint": pick,
         "val_psnr": chosen.get("val_psnr"),
+        "val_lpips": chosen.get("val_lpips"),
         "wall_hours": round(seconds / 3600, 3),
         "hardware": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "config": config,

@@ -1,0 +1,66 @@
+"""Pick the GAN snapshot to ship, using only the held-out *training* images.
+
+A GAN's validation PSNR falls as its textures get more realistic, so neither "best PSNR"
+nor "last" is the right pick. The rule, fixed before looking at any benchmark: among the
+snapshots whose validation PSNR is at most ``max_drop`` dB below the PSNR-trained reference
+model, take the one with the lowest LPIPS (most perceptually similar).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from srgan_cli.metrics import bicubic_downscale, crop_to_multiple, psnr
+
+SELECTED = "selected.json"
+
+
+def validation_images(run_dir: Path) -> list[np.ndarray]:
+    """The run's held-out photos (listed in ``validation_images.txt``), cropped to x4."""
+    names = (run_dir / "validation_images.txt").read_text().split()
+    return [crop_to_multiple(np.asarray(Image.open(n).convert("RGB"))) for n in names]
+
+
+def score(weights_path: Path, images: list[np.ndarray], lpips) -> dict[str, float]:
+    """Mean Y-PSNR and LPIPS of a generator on whole validation photos."""
+    from srgan_cli.model import build_generator
+
+    model = build_generator()
+    model.load_weights(weights_path)
+    psnrs, dists = [], []
+    for hr in images:
+        lr = bicubic_downscale(hr)[None].astype("float32") / 255.0
+        sr = np.asarray(model.predict_on_batch(lr))[0]
+        sr8 = np.rint(np.clip(sr, 0.0, 1.0) * 255.0).astype(np.uint8)
+        psnrs.append(psnr(sr8, hr))
+        dists.append(lpips(sr8, hr))
+    return {"val_psnr": float(np.mean(psnrs)), "val_lpips": float(np.mean(dists))}
+
+
+def select_snapshot(run_dir: Path, reference: Path, lpips, max_drop: float = 1.5) -> dict[str, Any]:
+    """Score the reference and every snapshot, apply the rule, write ``selected.json``."""
+    images = validation_images(run_dir)
+    ref = score(reference, images, lpips)
+    rows = []
+    for snap in sorted((run_dir / "snapshots").glob("step-*.weights.h5")):
+        step = int(snap.name.split("-")[1].split(".")[0])
+        rows.append(
+            {"step": step, "file": str(snap.relative_to(run_dir)), **score(snap, images, lpips)}
+        )
+    allowed = [r for r in rows if r["val_psnr"] >= ref["val_psnr"] - max_drop]
+    if not allowed:
+        raise ValueError(f"no snapshot within {max_drop} dB of the reference's validation PSNR")
+    pick = min(allowed, key=lambda r: r["val_lpips"])
+    result = {
+        "rule": f"lowest val LPIPS with val PSNR >= reference - {max_drop} dB",
+        "reference": {"file": str(reference), **ref},
+        "snapshots": rows,
+        "selected": pick,
+    }
+    (run_dir / SELECTED).write_text(json.dumps(result, indent=2) + "\n")
+    return result
