@@ -149,10 +149,20 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
     loop.run(cfg)
     log = [json.loads(line) for line in (tmp_path / "gan" / "log.jsonl").read_text().splitlines()]
     assert set(networks.LOSS_TERMS) <= set(log[-1])
+    from srgan_cli.train.select import select_snapshot
+
+    def mean_abs(a, b):  # a stand-in perceptual distance (LPIPS needs ../shared)
+        return float(np.abs(a.astype(float) - b.astype(float)).mean())
+
+    picked = select_snapshot(tmp_path / "gan", psnr_dir / "best.weights.h5", mean_abs, 99.0)
+    steps = [row["step"] for row in picked["snapshots"]]
+    assert steps == [3, 6]
+    best = min(picked["snapshots"], key=lambda row: row["val_lpips"])
+    assert picked["selected"] == best
     exported = export_run(tmp_path / "gan", tmp_path / "weights")
     assert exported.name == "srgan.weights.h5"
     loaded, card = weights.load_generator(exported)
-    assert card.training["stage"] == "gan" and card.training["steps"] == 6
+    assert card.training["stage"] == "gan" and card.training["steps"] == best["step"]
     assert loaded.count_params() == gen.count_params()
     # the objective model built here was not trained; check a trained one's players moved
     trained, _ = loop.build_trainable(cfg)

@@ -26,11 +26,8 @@ def validation_images(run_dir: Path) -> list[np.ndarray]:
     return [crop_to_multiple(np.asarray(Image.open(n).convert("RGB"))) for n in names]
 
 
-def score(weights_path: Path, images: list[np.ndarray], lpips) -> dict[str, float]:
-    """Mean Y-PSNR and LPIPS of a generator on whole validation photos."""
-    from srgan_cli.model import build_generator
-
-    model = build_generator()
+def score(model, weights_path: Path, images: list[np.ndarray], lpips) -> dict[str, float]:
+    """Mean Y-PSNR and LPIPS of ``model`` with these weights on whole validation photos."""
     model.load_weights(weights_path)
     psnrs, dists = [], []
     for hr in images:
@@ -44,14 +41,17 @@ def score(weights_path: Path, images: list[np.ndarray], lpips) -> dict[str, floa
 
 def select_snapshot(run_dir: Path, reference: Path, lpips, max_drop: float = 1.5) -> dict[str, Any]:
     """Score the reference and every snapshot, apply the rule, write ``selected.json``."""
+    from srgan_cli.model import GeneratorConfig, build_generator
+
+    arch = GeneratorConfig.from_dict(json.loads((run_dir / "config.json").read_text())["generator"])
+    model = build_generator(arch.blocks, arch.channels, arch.batch_norm)
     images = validation_images(run_dir)
-    ref = score(reference, images, lpips)
+    ref = score(model, reference, images, lpips)
     rows = []
     for snap in sorted((run_dir / "snapshots").glob("step-*.weights.h5")):
         step = int(snap.name.split("-")[1].split(".")[0])
-        rows.append(
-            {"step": step, "file": str(snap.relative_to(run_dir)), **score(snap, images, lpips)}
-        )
+        row = {"step": step, "file": str(snap.relative_to(run_dir))}
+        rows.append({**row, **score(model, snap, images, lpips)})
     allowed = [r for r in rows if r["val_psnr"] >= ref["val_psnr"] - max_drop]
     if not allowed:
         raise ValueError(f"no snapshot within {max_drop} dB of the reference's validation PSNR")
