@@ -37,6 +37,7 @@ class TrainConfig:
     vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
     pixel_weight: float = 1e-2
     lowres_weight: float = 0.0  # L1 on 4x4 box averages (colour / low frequencies)
+    grid_weight: float = 0.0  # L1 on the period-4 sub-pixel pattern (anti-checkerboard)
     content_weight: float = 1.0
     adv_weight: float = 5e-3
 

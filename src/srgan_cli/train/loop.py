@@ -64,7 +64,11 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     model.compile(
         optimizer=optimizer,
         loss=networks.weighted_total(
-            cfg.pixel_weight, cfg.lowres_weight, cfg.content_weight, cfg.adv_weight
+            cfg.pixel_weight,
+            cfg.lowres_weight,
+            cfg.grid_weight,
+            cfg.content_weight,
+            cfg.adv_weight,
         ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
     )

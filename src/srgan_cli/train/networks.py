@@ -21,7 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_VGG_TAPS = (3, 6, 9)
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
-LOSS_TERMS = ("pixel", "lowres", "content", "adv", "disc")
+LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
 
 
 def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.Model:
@@ -65,16 +65,29 @@ def build_vgg_features(weights_path: str | Path, taps: tuple[int, ...] = DEFAULT
     return model
 
 
+def lattice_pattern(x):
+    """Mean high-pass residual at each of the 4x4 sub-pixel phases: (B, 4, 4, C).
+
+    Natural images have almost none; a generator with sub-pixel (pixel-shuffle) stages that
+    learns a checkerboard shows it as a strong, fixed period-4 pattern here.
+    """
+    high = x - ops.average_pool(x, 3, 1, padding="same")
+    shape = ops.shape(high)
+    grid = ops.reshape(high, (shape[0], shape[1] // 4, 4, shape[2] // 4, 4, shape[3]))
+    return ops.mean(grid, axis=(1, 3))
+
+
 def _per_sample_mean(x):
     return ops.mean(ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1)), axis=1)
 
 
 class GanObjective(keras.Model):
-    """Maps ``(lr, hr)`` to per-sample loss terms ``[pixel, lowres, content, adv, disc]``.
+    """Maps ``(lr, hr)`` to per-sample loss terms ``[pixel, lowres, grid, content, adv, disc]``.
 
     ``lowres`` is L1 between the 4x4 box averages of SR and HR: it pins colour and low
     frequencies (where a GAN loses most of its PSNR) while leaving texture to the
-    content and adversarial terms.
+    content and adversarial terms. ``grid`` is L1 between their ``lattice_pattern``s: it
+    forbids the period-4 checkerboard that adversarial training otherwise grows.
 
     ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
     """
@@ -89,6 +102,8 @@ class GanObjective(keras.Model):
         pixel = _per_sample_mean(ops.abs(sr - hr))
         box = ops.average_pool(sr, 4, 4) - ops.average_pool(hr, 4, 4)
         lowres = _per_sample_mean(ops.abs(box))
+        sr32, hr32 = ops.cast(sr, "float32"), ops.cast(hr, "float32")
+        grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         content = sum(
             _per_sample_mean(ops.abs(a - b))
             for a, b in zip(self.features(sr), self.features(hr), strict=True)
@@ -100,13 +115,14 @@ class GanObjective(keras.Model):
         real = self.discriminator(hr, training=training)[:, 0]
         fake = self.discriminator(ops.stop_gradient(sr), training=training)[:, 0]
         disc = ops.softplus(-real) + ops.softplus(fake)
-        terms = [pixel, lowres, content, ops.cast(adv, "float32"), ops.cast(disc, "float32")]
+        adv, disc = ops.cast(adv, "float32"), ops.cast(disc, "float32")
+        terms = [pixel, lowres, grid, content, adv, disc]
         return ops.stack(terms, axis=1)
 
 
-def weighted_total(pixel_w: float, lowres_w: float, content_w: float, adv_w: float):
+def weighted_total(pixel_w: float, lowres_w: float, grid_w: float, content_w: float, adv_w: float):
     """Loss function for ``compile``: the generator terms weighted, plus the D loss."""
-    weights = np.array([pixel_w, lowres_w, content_w, adv_w, 1.0], dtype="float32")
+    weights = np.array([pixel_w, lowres_w, grid_w, content_w, adv_w, 1.0], dtype="float32")
 
     def total(y_true, y_pred):
         del y_true  # the targets live inside the objective's inputs
