@@ -57,3 +57,20 @@ def test_bf16_policy_keeps_float32_output_and_restores_global_policy():
 def test_config_round_trip():
     cfg = GeneratorConfig(3, 16, True)
     assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 9), (12, 7)])
+def test_inference_model_computes_the_same_function(h, w):
+    """The fast sub-pixel tail must equal up1_shuffle -> up1_prelu -> tail_conv, borders too."""
+    from srgan_cli.model import for_inference
+
+    keras.utils.set_random_seed(7)
+    model = build_generator(blocks=1, channels=8)
+    rng = np.random.default_rng(h * w)
+    for layer in model.layers:  # random slopes and biases, so every weight matters
+        layer.set_weights([rng.normal(0, 0.3, v.shape).astype("float32") for v in layer.weights])
+    fast = for_inference(model)
+    x = rng.random((2, h, w, 3)).astype("float32")
+    want = np.asarray(model(x))
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(np.asarray(fast(x)), want, atol=1e-5 * scale, rtol=1e-3)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from srgan_cli import SCALE
@@ -144,3 +145,72 @@ def generator_flops_per_input_pixel(cfg: GeneratorConfig) -> float:
     up = 9 * c * 4 * c * (1 + 4)  # first stage at 1x, second at 2x (4x the pixels)
     tail = 9 * 9 * c * 3 * SCALE * SCALE
     return 2.0 * (lr + up + tail)
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli")
+class SubpixelTail(layers.Layer):
+    """``up1_shuffle -> up1_prelu -> tail_conv`` computed on the un-shuffled tensor.
+
+    A 9x9 convolution with 3 output channels runs at a fifth of the CPU's matmul rate (the
+    GEMM is 3 wide). On the 2x2-phase layout before the last pixel shuffle the same linear
+    map is a 5x5 convolution with 256 inputs and 12 outputs, followed by one shuffle of a
+    3-channel image: identical results (borders included), ~2.5x faster, and the 64-channel
+    full-resolution shuffle disappears. Built from a trained generator by ``for_inference``.
+    """
+
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def build(self, input_shape) -> None:
+        c = self.channels
+        self.alpha = self.add_weight(shape=(1, 1, 4 * c), initializer="zeros", name="alpha")
+        self.kernel = self.add_weight(shape=(5, 5, 4 * c, 12), initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(12,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        alpha = ops.cast(self.alpha, x.dtype)
+        x = ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+        y = ops.conv(x, ops.cast(self.kernel, x.dtype), padding="same")
+        return ops.depth_to_space(y + ops.cast(self.bias, y.dtype), 2)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        return (b, None if h is None else 2 * h, None if w is None else 2 * w, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "channels": self.channels}
+
+
+def subpixel_tail_weights(alpha, kernel, bias):
+    """Rearrange ``up1_prelu`` alpha (1,1,C) and ``tail_conv`` (9,9,C,3)+(3,) for SubpixelTail.
+
+    Input channel (qy*2+qx)*C + c of the un-shuffled tensor is pixel (2p+qy, 2r+qx); output
+    channel (a*2+b)*3 + o is output pixel (2i+a, 2j+b). Tap (sy, sx) of the 5x5 kernel reads
+    full-resolution offset (2*sy + qy - a, 2*sx + qx - b), which must lie in the 9x9 window.
+    """
+    c = kernel.shape[2]
+    out = np.zeros((5, 5, 4 * c, 12), dtype=np.float32)
+    for a, b, qy, qx in np.ndindex(2, 2, 2, 2):
+        for sy, sx in np.ndindex(5, 5):
+            dy, dx = 2 * (sy - 2) + qy - a + 4, 2 * (sx - 2) + qx - b + 4
+            if 0 <= dy < 9 and 0 <= dx < 9:
+                q, o = (qy * 2 + qx) * c, (a * 2 + b) * 3
+                out[sy, sx, q : q + c, o : o + 3] = kernel[dy, dx]
+    return np.tile(alpha, (1, 1, 4)), out, np.tile(bias, 4)
+
+
+def for_inference(generator: keras.Model) -> keras.Model:
+    """A faster model computing exactly what ``generator`` computes (see SubpixelTail).
+
+    Shares every layer up to ``up1_conv``; keeps the generator's dtype policy for them and
+    runs the tail in float32 (it carries the output's colour precision).
+    """
+    up1 = generator.get_layer("up1_conv").output
+    tail = SubpixelTail(up1.shape[-1] // 4, name="subpixel_tail", dtype="float32")
+    out = tail(up1)
+    alpha = generator.get_layer("up1_prelu").get_weights()[0]
+    kernel, bias = generator.get_layer("tail_conv").get_weights()
+    tail.set_weights(list(subpixel_tail_weights(alpha, kernel, bias)))
+    out = layers.Rescaling(0.5, offset=0.5, name="to_unit_fast", dtype="float32")(out)
+    return keras.Model(generator.input, out, name=f"{generator.name}_inference")
