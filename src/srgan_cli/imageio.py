@@ -17,7 +17,7 @@ import stat
 import struct
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -322,13 +322,25 @@ def encode_png(
     ``compress_level`` is zlib's 0-9. Output is deterministic: no timestamps or other
     varying chunks, so equal inputs give byte-identical files.
     """
+    buffer = io.BytesIO()
+    save_png(buffer, pixels, alpha, mode, icc_profile, compress_level)
+    return buffer.getvalue()
+
+
+def save_png(
+    stream: BinaryIO,
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    mode: str,
+    icc_profile: bytes | None = None,
+    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+) -> None:
+    """``encode_png`` straight into ``stream``: a large output is never held twice in memory."""
     img = _to_pil(pixels, alpha, mode)
     options: dict[str, object] = {"compress_level": compress_level}
     if icc_profile:
         options["icc_profile"] = icc_profile
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG", **options)
-    return buffer.getvalue()
+    img.save(stream, format="PNG", **options)
 
 
 def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
@@ -381,8 +393,11 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], None]) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one, never part.
+
+    ``data`` is bytes, or a function that writes the content into the open file (so a big
+    PNG can be encoded straight to disk).
 
     The bytes go to a hidden temporary file in the same directory (same filesystem, so the
     rename is atomic), are fsynced, then ``os.replace``d onto the target. On any failure,
@@ -397,7 +412,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     )
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
             handle.flush()
             _set_mode(handle.fileno(), _new_file_mode(target))
             os.fsync(handle.fileno())

@@ -32,6 +32,7 @@ from srgan_cli.imageio import (
     DecodedImage,
     encode_png,
     read_image,
+    save_png,
     write_atomic,
 )
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
@@ -469,19 +470,14 @@ class _Batch:
         job, result, image = work.job, work.result, work.image
         assert image is not None
         start = time.perf_counter()
-        data = encode_png(
-            image.pixels,
-            image.alpha,
-            image.mode,
-            image.icc_profile,
-            compress_level=self.options.compress_level,
-        )
+        args = (image.pixels, image.alpha, image.mode, image.icc_profile)
+        level = self.options.compress_level
         try:
             if job.output is None:
-                self._write_stdout(data)
+                self._write_stdout(encode_png(*args, compress_level=level))
             else:
                 job.output.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(job.output, data)
+                write_atomic(job.output, lambda fh: save_png(fh, *args, compress_level=level))
         except OSError as err:
             result.error = f"{job.display_name}: cannot write {result.output}: {_reason(err)}"
         result.save_s = time.perf_counter() - start
