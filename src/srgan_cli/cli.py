@@ -150,7 +150,7 @@ tile_option = click.option(
     type=click.IntRange(min=0),
     default=None,
     metavar="N",
-    help="Tile side in input pixels [default: automatic, from a 1 GiB memory budget]; "
+    help="Tile side in input pixels [default: automatic, sized to keep the process under ~2.3 GB]; "
     "0 = the whole image at once.",
 )
 tile_pad_option = click.option(

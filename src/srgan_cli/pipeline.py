@@ -41,7 +41,14 @@ from srgan_cli.weights import WeightCard, load_generator, resolve
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 """``--precision`` values: ``auto`` picks bf16 only where the CPU computes it natively."""
 
-DEFAULT_MEMORY_BUDGET: int = 1 << 30
+# Peak-RSS target for a whole `srgan upscale` process (the issue's bound is 2.5 GB for a
+# 2000x2000 input). From it we subtract what is not activations: TensorFlow + the model
+# (~0.7 GB measured) and the output twice (our buffer + Pillow's copy while encoding). What
+# is left, never less than MIN_ACTIVATION_BUDGET, sizes the tiles: small images run whole
+# (fastest), big ones in tiles, and a huge output grows memory only by its own buffers.
+DEFAULT_MEMORY_BUDGET: int = 2_250_000_000
+RUNTIME_BASELINE_BYTES: int = 750_000_000
+MIN_ACTIVATION_BUDGET: int = 768 << 20
 """Bytes of activations one tile may use when ``tile`` is automatic (see ``auto_tile_size``)."""
 
 REPORT_SUFFIXES: tuple[str, ...] = (".json", ".csv")
@@ -116,9 +123,9 @@ class Upscaler:
     ``model`` names shipped weights (``weights.MODEL_NAMES``) and ``weights`` is a
     ``.weights.h5`` file with its card; at most one is used (``weights`` wins). ``precision``
     is "auto", "fp32" or "bf16" (Keras ``mixed_bfloat16``: first/last convolutions stay
-    float32). ``tile`` is the tile side in input pixels: None = the largest that fits
-    ``memory_budget`` bytes of activations, 0 = the whole image at once. ``tile_pad`` is the
-    context in input pixels around each tile.
+    float32). ``tile`` is the tile side in input pixels: None = the largest that keeps the
+    process near ``memory_budget`` bytes (see DEFAULT_MEMORY_BUDGET), 0 = the whole image.
+    ``tile_pad`` is the context in input pixels around each tile.
     """
 
     def __init__(
@@ -163,7 +170,10 @@ class Upscaler:
         """The tile side used for an image of this size (0 = whole image)."""
         if self.tile is not None:
             return self.tile
-        return auto_tile_size(height, width, self.memory_budget, self.channels, pad=self.tile_pad)
+        output_bytes = 2 * (SCALE * SCALE * height * width * 3)
+        budget = self.memory_budget - RUNTIME_BASELINE_BYTES - output_bytes
+        budget = max(budget, min(MIN_ACTIVATION_BUDGET, self.memory_budget))
+        return auto_tile_size(height, width, budget, self.channels, pad=self.tile_pad)
 
     def tiles_for(self, height: int, width: int) -> int:
         """How many model calls an image of ``height`` x ``width`` input pixels takes."""
