@@ -180,7 +180,9 @@ def test_existing_output_needs_a_flag(run, rgb_png, tmp_path):
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
 def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
     report = tmp_path / f"r{suffix}"
+    started = time.perf_counter()
     result = run(rgb_png, corrupt_png, "-o", tmp_path / "out", "--report", report)
+    wall = time.perf_counter() - started
     assert result.exit_code == 1
     keys = {f.name for f in pipeline.fields(pipeline.ImageResult)}
     if suffix == ".json":
@@ -195,6 +197,9 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
             "images",
         }
         assert data["model"] == "tiny" and data["precision"] in ("fp32", "bf16")
+        # total_s is the processing after startup: the two add up to at most the wall time
+        assert data["startup_s"] > 0 and data["total_s"] > 0
+        assert data["startup_s"] + data["total_s"] <= wall
         assert [set(i) for i in data["images"]] == [keys, keys - {"error"}]
     else:
         with open(report, newline="") as handle:
