@@ -60,3 +60,13 @@ def test_export_then_load_round_trip(tiny_weights: Path):
     model, card = weights.load_generator(tiny_weights)
     assert card.sha256 == weights.sha256_of(tiny_weights)
     assert model.count_params() > 0
+
+
+def test_record_metrics_keeps_the_hash(tiny_weights: Path, tmp_path: Path):
+    copy = tmp_path / tiny_weights.name
+    shutil.copy(tiny_weights, copy)
+    shutil.copy(weights.card_path(tiny_weights), weights.card_path(copy))
+    weights.record_metrics(copy, {"Set5": {"psnr": 30.0}})
+    card = weights.verify(copy)
+    assert card.metrics == {"Set5": {"psnr": 30.0}}
+    assert card.sha256 == weights.sha256_of(copy)

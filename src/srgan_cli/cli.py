@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -939,6 +939,7 @@ Examples:
     help=f"LPIPS-Alex weights (lpips_alex.npz) [default: {DEFAULT_LPIPS_WEIGHTS_HELP} if it "
     "exists, else LPIPS is skipped].",
 )
+@click.option("--record", is_flag=True, help="Store the per-set means in the model's weight card.")
 def eval_command(
     directories: tuple[Path, ...],
     model: str | None,
@@ -949,6 +950,7 @@ def eval_command(
     json_path: Path | None,
     markdown: bool,
     lpips_weights: Path | None,
+    record: bool,
 ) -> None:
     """Score the model against bicubic on folders of HR images: PSNR, SSIM and LPIPS.
 
@@ -980,6 +982,13 @@ def eval_command(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(json_path, (json.dumps(content, indent=2) + "\n").encode("utf-8"))
     click.echo(evaluate.markdown_table(result) if markdown else evaluate.text_table(result))
+    if record:
+        from srgan_cli.weights import record_metrics
+
+        means = {
+            row.set: {**asdict(row), "precision": upscaler.precision_used} for row in result.sets
+        }
+        record_metrics(upscaler.path, means)
     seconds = time.perf_counter() - started
     click.echo(
         f"srgan eval: {total} images in {len(sets)} set{'' if len(sets) == 1 else 's'}, "

@@ -102,6 +102,14 @@ def load_generator(path: Path, dtype_policy: str | None = None):
     return model, card
 
 
+def record_metrics(weights_path: Path, metrics: dict[str, Any]) -> WeightCard:
+    """Merge benchmark scores into a model's card (the weights and their sha256 are kept)."""
+    card = verify(weights_path)
+    card.metrics = {**card.metrics, **metrics}
+    card.write(card_path(weights_path))
+    return card
+
+
 def export(model, card: WeightCard, out_dir: Path) -> Path:
     """Save ``model``'s weights as ``<card.name>.weights.h5`` + card with its sha256."""
     out_dir.mkdir(parents=True, exist_ok=True)
