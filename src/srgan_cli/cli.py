@@ -642,6 +642,14 @@ def _model_info(name: str) -> dict[str, Any]:
     }
 
 
+def _metric_text(name: str, value: Any) -> str:
+    """'Set5 31.29 dB / 0.882 / LPIPS 0.176' for a recorded set, else 'name value'."""
+    if isinstance(value, dict) and "psnr" in value:
+        text = f"{name} {value['psnr']:.2f} dB / {value['ssim']:.3f}"
+        return text + (f" / LPIPS {value['lpips']:.3f}" if value.get("lpips") is not None else "")
+    return f"{name} {value}"
+
+
 def _info_lines(data: dict[str, Any]) -> Iterator[str]:
     yield f"srgan {data['version']}"
     yield "models:"
@@ -650,7 +658,7 @@ def _info_lines(data: dict[str, Any]) -> Iterator[str]:
             yield f"  {name:<9} {model['status']}: {model['detail']}"
             continue
         training = ", ".join(f"{k} {v}" for k, v in model["training"].items() if v is not None)
-        metrics = ", ".join(f"{k} {v}" for k, v in model["metrics"].items())
+        metrics = ", ".join(_metric_text(k, v) for k, v in model["metrics"].items())
         yield f"  {name:<9} {model['file']} (sha256 {model['sha256']})"
         yield f"  {'':<9} training: {training or 'not recorded'}"
         yield f"  {'':<9} metrics: {metrics or 'not recorded'}"
