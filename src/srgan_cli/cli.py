@@ -632,7 +632,7 @@ def _model_info(name: str) -> dict[str, Any]:
         card = weights.verify(path)
     except WeightsError as err:
         return {"status": "invalid", "file": str(path), "detail": str(err)}
-    keys = ("steps", "stage", "wall_hours", "hardware")
+    keys = ("stage", "steps", "total_steps", "wall_hours", "hardware")
     return {
         "status": "ok",
         "file": str(path),
