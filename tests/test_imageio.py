@@ -546,3 +546,15 @@ def test_module_does_not_import_tensorflow() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_png_writer_streams_strips_and_round_trips():
+    """An image taller than one IDAT strip decodes exactly, CRCs and all (Pillow verifies)."""
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (1500, 1000, 3), dtype=np.uint8)
+    data = encode_png(pixels, None, "RGB")
+    with Image.open(io.BytesIO(data)) as img:
+        img.verify()
+    with Image.open(io.BytesIO(data)) as img:
+        assert np.array_equal(np.asarray(img), pixels)
+    assert data.count(b"IDAT") >= 2

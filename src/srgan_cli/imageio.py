@@ -17,6 +17,7 @@ import stat
 import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -46,6 +47,8 @@ OUTPUT_MODES: tuple[str, ...] = ("RGB", "RGBA", "L", "LA", "I;16")
 _LUMA_WEIGHTS = (299, 587, 114)
 """ITU-R BT.601 luma weights per mille (as Pillow's convert("L") and metrics' Y channel)."""
 _LUMA_CHUNK_PIXELS = 1 << 20
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_STRIP_BYTES = 1 << 22  # rows per IDAT strip: ~4 MB of pixels, bounded extra memory
 """Pixels converted to luma per step, bounding the uint32 scratch memory to ~12 MB."""
 _SIXTEEN_BIT_GRAY = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -335,22 +338,58 @@ def save_png(
     icc_profile: bytes | None = None,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
 ) -> None:
-    """``encode_png`` straight into ``stream``: a large output is never held twice in memory."""
-    img = _to_pil(pixels, alpha, mode)
-    options: dict[str, object] = {"compress_level": compress_level}
+    """``encode_png`` straight into ``stream``, a strip of rows at a time.
+
+    Our own minimal PNG writer (IHDR, optional iCCP, IDAT, IEND; "Sub" row filter): Pillow
+    would first copy the whole output into its own image, doubling the memory of a large
+    upscale, whereas this never holds more than one strip besides the caller's array.
+    """
+    array = _png_array(pixels, alpha, mode)
+    height, width = array.shape[:2]
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    depth = array.dtype.itemsize * 8
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    stream.write(_PNG_SIGNATURE)
+    _write_chunk(
+        stream, b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    )
     if icc_profile:
-        options["icc_profile"] = icc_profile
-    img.save(stream, format="PNG", **options)
+        _write_chunk(stream, b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile))
+    compressor = zlib.compressobj(compress_level)
+    rows = max(1, _PNG_STRIP_BYTES // max(1, array[0].nbytes))
+    for top in range(0, height, rows):
+        data = compressor.compress(_sub_filtered(array[top : top + rows], channels * depth // 8))
+        if data:
+            _write_chunk(stream, b"IDAT", data)
+    _write_chunk(stream, b"IDAT", compressor.flush())
+    _write_chunk(stream, b"IEND", b"")
 
 
-def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
-    """Build the Pillow image for ``mode`` from validated, depth-adjusted arrays."""
+def _sub_filtered(strip: np.ndarray, bpp: int) -> bytes:
+    """Rows as PNG scanlines with filter type 1 (Sub): each byte minus the one bpp before."""
+    raw = strip.astype(strip.dtype.newbyteorder(">"), copy=False).reshape(len(strip), -1)
+    raw = raw.view(np.uint8)
+    filtered = np.empty((raw.shape[0], raw.shape[1] + 1), dtype=np.uint8)
+    filtered[:, 0] = 1
+    filtered[:, 1 : 1 + bpp] = raw[:, :bpp]
+    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=filtered[:, 1 + bpp :])
+    return filtered.tobytes()
+
+
+def _write_chunk(stream: BinaryIO, kind: bytes, data: bytes) -> None:
+    stream.write(struct.pack(">I", len(data)))
+    stream.write(kind)
+    stream.write(data)
+    stream.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
+
+
+def _png_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray:
+    """The array to store for ``mode``: validated, depth-adjusted, luma or RGB, + alpha."""
     _check_encode_args(pixels, alpha, mode)
     depth = np.uint16 if mode == "I;16" else np.uint8
     rgb = _to_depth(pixels, depth)
     colour = rgb if mode in ("RGB", "RGBA") else _luma(rgb)
-    array = colour if alpha is None else np.dstack((colour, _to_depth(alpha, depth)))
-    return Image.fromarray(np.ascontiguousarray(array))
+    return colour if alpha is None else np.dstack((colour, _to_depth(alpha, depth)))
 
 
 def _check_encode_args(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> None:
