@@ -297,7 +297,8 @@ def test_installed_entry_point(tiny_weights, rgb_png, tmp_path):
 
 @pytest.mark.slow
 @needs_entry_point
-def test_sigint_mid_batch_then_resume(tiny_weights, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_batch_then_resume(tiny_weights, tmp_path, stop):
     src, out = tmp_path / "in", tmp_path / "out"
     for i in range(30):
         make_image(src / f"img{i:02d}.png", size=(40, 40), seed=i)
@@ -309,7 +310,7 @@ def test_sigint_mid_batch_then_resume(tiny_weights, tmp_path):
     while not list(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "batch finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert b"Interrupted" in stderr and b"Traceback" not in stderr
