@@ -548,13 +548,21 @@ def test_module_does_not_import_tensorflow() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_png_writer_streams_strips_and_round_trips():
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "I;16"])
+def test_png_writer_streams_strips_and_round_trips(mode):
     """An image taller than one IDAT strip decodes exactly, CRCs and all (Pillow verifies)."""
     rng = np.random.default_rng(9)
-    pixels = rng.integers(0, 256, (1500, 1000, 3), dtype=np.uint8)
-    data = encode_png(pixels, None, "RGB")
+    dtype = np.uint16 if mode == "I;16" else np.uint8
+    gray = rng.integers(0, np.iinfo(dtype).max + 1, (1500, 1000), dtype=dtype)
+    pixels = np.repeat(gray[..., None], 3, axis=2)  # gray RGB: luma modes keep it exactly
+    alpha = rng.integers(0, 256, (1500, 1000), dtype=np.uint8) if "A" in mode else None
+    data = encode_png(pixels, alpha, mode)
     with Image.open(io.BytesIO(data)) as img:
         img.verify()
     with Image.open(io.BytesIO(data)) as img:
-        assert np.array_equal(np.asarray(img), pixels)
+        decoded = np.asarray(img)
+    expected = pixels if mode in ("RGB", "RGBA") else gray
+    if alpha is not None:
+        expected = np.dstack((expected, alpha))
+    assert np.array_equal(decoded, expected)
     assert data.count(b"IDAT") >= 2

@@ -342,12 +342,12 @@ def save_png(
 
     Our own minimal PNG writer (IHDR, optional iCCP, IDAT, IEND; "Sub" row filter): Pillow
     would first copy the whole output into its own image, doubling the memory of a large
-    upscale, whereas this never holds more than one strip besides the caller's array.
+    upscale, whereas this converts (luma, alpha, depth) and holds one strip at a time.
     """
-    array = _png_array(pixels, alpha, mode)
-    height, width = array.shape[:2]
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    depth = array.dtype.itemsize * 8
+    _check_encode_args(pixels, alpha, mode)
+    height, width = pixels.shape[:2]
+    channels = (1 if mode in ("L", "LA", "I;16") else 3) + (alpha is not None)
+    depth = 16 if mode == "I;16" else 8
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     stream.write(_PNG_SIGNATURE)
     _write_chunk(
@@ -356,9 +356,12 @@ def save_png(
     if icc_profile:
         _write_chunk(stream, b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile))
     compressor = zlib.compressobj(compress_level)
-    rows = max(1, _PNG_STRIP_BYTES // max(1, array[0].nbytes))
+    bpp = channels * depth // 8
+    rows = max(1, _PNG_STRIP_BYTES // (width * bpp))
     for top in range(0, height, rows):
-        data = compressor.compress(_sub_filtered(array[top : top + rows], channels * depth // 8))
+        strip_alpha = None if alpha is None else alpha[top : top + rows]
+        strip = _png_array(pixels[top : top + rows], strip_alpha, mode)
+        data = compressor.compress(_sub_filtered(strip, bpp))
         if data:
             _write_chunk(stream, b"IDAT", data)
     _write_chunk(stream, b"IDAT", compressor.flush())
