@@ -10,6 +10,8 @@ clipped when converted to an image (see ``pipeline``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,13 +109,25 @@ def build_generator(
     ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to this model only; the first
     and last convolutions stay float32 (they carry the colour precision and cost ~1%).
     """
+    with policy_scope(dtype_policy):
+        return _build(GeneratorConfig(blocks, channels, batch_norm), name)
+
+
+@contextlib.contextmanager
+def policy_scope(dtype_policy: str | None) -> Iterator[None]:
+    """Build layers under ``dtype_policy`` (None = unchanged), restoring the global after."""
     previous = keras.config.dtype_policy()
     if dtype_policy is not None:
         keras.config.set_dtype_policy(dtype_policy)
     try:
-        return _build(GeneratorConfig(blocks, channels, batch_norm), name)
+        yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Model output (float, nominally [0, 1]) -> uint8 images: clipped, rounded to nearest."""
+    return np.rint(np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _build(cfg: GeneratorConfig, name: str) -> keras.Model:

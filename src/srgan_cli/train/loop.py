@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from srgan_cli.model import GeneratorConfig, build_generator
+from srgan_cli.model import GeneratorConfig, build_generator, policy_scope, to_uint8
 from srgan_cli.train import checkpoint
 from srgan_cli.train.config import TrainConfig
 from srgan_cli.train.data import PatchSampler, center_crops, list_images, load_pairs
@@ -34,10 +34,13 @@ def _schedule(cfg: TrainConfig):
     )
 
 
+def _policy(cfg: TrainConfig) -> str | None:
+    return "mixed_bfloat16" if cfg.precision == "bf16" else None
+
+
 def _generator(cfg: TrainConfig) -> keras.Model:
     gcfg = GeneratorConfig.from_dict(cfg.generator)
-    policy = "mixed_bfloat16" if cfg.precision == "bf16" else None
-    gen = build_generator(gcfg.blocks, gcfg.channels, gcfg.batch_norm, dtype_policy=policy)
+    gen = build_generator(gcfg.blocks, gcfg.channels, gcfg.batch_norm, dtype_policy=_policy(cfg))
     if cfg.init_weights:
         gen.load_weights(cfg.init_weights)
     return gen
@@ -52,14 +55,9 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         return gen, gen
     from srgan_cli.train import networks
 
-    policy = "mixed_bfloat16" if cfg.precision == "bf16" else None
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy or previous)
-    try:
+    with policy_scope(_policy(cfg)):
         disc = networks.build_discriminator()
         features = networks.build_vgg_features(cfg.vgg_weights)
-    finally:
-        keras.config.set_dtype_policy(previous)
     model = networks.GanObjective(gen, disc, features)
     model.compile(
         optimizer=optimizer,
@@ -91,8 +89,7 @@ def validation_psnr(gen: keras.Model, lr: np.ndarray, hr: np.ndarray) -> float:
     """Mean Y-PSNR (border 4) of the generator on the held-out crops (uint8 arrays)."""
     from srgan_cli.metrics import psnr
 
-    sr = np.asarray(gen(lr.astype("float32") / 255.0, training=False), dtype="float32")
-    sr8 = np.rint(np.clip(sr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    sr8 = to_uint8(gen(lr.astype("float32") / 255.0, training=False))
     return float(np.mean([psnr(a, b) for a, b in zip(sr8, hr, strict=True)]))
 
 

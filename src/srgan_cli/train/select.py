@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.metrics import bicubic_downscale, crop_to_multiple, psnr
+from srgan_cli.model import GeneratorConfig, build_generator, to_uint8
 
 SELECTED = "selected.json"
 
@@ -32,8 +33,7 @@ def score(model, weights_path: Path, images: list[np.ndarray], lpips) -> dict[st
     psnrs, dists = [], []
     for hr in images:
         lr = bicubic_downscale(hr)[None].astype("float32") / 255.0
-        sr = np.asarray(model.predict_on_batch(lr))[0]
-        sr8 = np.rint(np.clip(sr, 0.0, 1.0) * 255.0).astype(np.uint8)
+        sr8 = to_uint8(model.predict_on_batch(lr))[0]
         psnrs.append(psnr(sr8, hr))
         dists.append(lpips(sr8, hr))
     return {"val_psnr": float(np.mean(psnrs)), "val_lpips": float(np.mean(dists))}
@@ -41,8 +41,6 @@ def score(model, weights_path: Path, images: list[np.ndarray], lpips) -> dict[st
 
 def select_snapshot(run_dir: Path, reference: Path, lpips, max_drop: float = 1.5) -> dict[str, Any]:
     """Score the reference and every snapshot, apply the rule, write ``selected.json``."""
-    from srgan_cli.model import GeneratorConfig, build_generator
-
     arch = GeneratorConfig.from_dict(json.loads((run_dir / "config.json").read_text())["generator"])
     model = build_generator(arch.blocks, arch.channels, arch.batch_norm)
     images = validation_images(run_dir)
