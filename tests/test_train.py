@@ -47,6 +47,21 @@ def test_batches_are_a_pure_function_of_the_step(photo_dir: Path):
     assert not np.array_equal(sampler.batch_at(18)[0], lr)
 
 
+def test_real_degradation_batches_are_a_pure_function_of_the_step(photo_dir: Path):
+    pairs = load_pairs(list_images(photo_dir), 8)
+    real = PatchSampler(pairs, patch=8, batch=4, seed=3, degradation="real")
+    clean = PatchSampler(pairs, patch=8, batch=4, seed=3)
+    lr, hr = real.batch_at(17)
+    np.testing.assert_array_equal(lr, real.batch_at(17)[0])
+    np.testing.assert_array_equal(hr, clean.batch_at(17)[1])  # same patches, other LR
+    assert lr.shape == (4, 8, 8, 3) and not np.array_equal(lr, clean.batch_at(17)[0])
+
+
+def test_unknown_degradation_is_refused():
+    with pytest.raises(ValueError, match="degradation"):
+        TrainConfig(degradation="jpeg").check()
+
+
 def test_patches_are_aligned(photo_dir: Path):
     """Each LR patch is (close to) the box-average of its HR patch: same place, same turn."""
     pairs = load_pairs(list_images(photo_dir), 8)
@@ -99,6 +114,23 @@ def test_resume_continues_exactly(photo_dir: Path, tmp_path: Path):
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [3, 6]
     assert all(np.isfinite(row["loss"]) and "val_psnr" in row for row in log)
+
+
+@pytest.mark.slow
+def test_real_degradation_run_exports_a_loadable_model(photo_dir: Path, tmp_path: Path):
+    pytest.importorskip("keras")
+    from srgan_cli.pipeline import Upscaler
+    from srgan_cli.train import loop
+    from srgan_cli.train.export import export_run
+
+    run = loop.run(_config(photo_dir, tmp_path / "real", degradation="real"))
+    exported = export_run(run, tmp_path / "weights", name="real")
+    assert exported.name == "real.weights.h5"
+    upscaler = Upscaler(weights=exported, precision="fp32")
+    assert upscaler.name == "real"
+    assert upscaler.card.training["config"]["degradation"] == "real"
+    out = upscaler.upscale(np.zeros((5, 7, 3), np.uint8))
+    assert out.shape == (20, 28, 3) and out.dtype == np.uint8
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ class TrainConfig:
     val_images: int = 10
     seed: int = 0
     precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
+    degradation: str = "bicubic"  # or "real": a random blur/resize/noise/JPEG chain per patch
     generator: dict[str, Any] = field(default_factory=_default_generator)
     init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
     vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
@@ -49,5 +50,7 @@ class TrainConfig:
             raise ValueError(
                 f"steps ({self.steps}) must be a multiple of log_every ({self.log_every})"
             )
+        if self.degradation not in ("bicubic", "real"):
+            raise ValueError(f"degradation must be bicubic or real, not {self.degradation!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, not {self.precision!r}")

@@ -1,7 +1,9 @@
-"""Training pairs: HR photos, their protocol LR (Pillow bicubic x1/4), random aligned patches.
+"""Training pairs: HR photos, their LR, random aligned patches.
 
-The LR of each whole photo is made once with the evaluation protocol's ``bicubic_downscale``
-so training sees exactly the degradation it is scored on. A batch is a pure function of
+With ``degradation="bicubic"`` the LR of each whole photo is made once with the evaluation
+protocol's ``bicubic_downscale`` so training sees exactly the degradation it is scored on.
+With ``"real"`` each HR patch is degraded on the fly by a random chain
+(``degrade.RealDegradation``) drawn from the step's generator. A batch is a pure function of
 ``(seed, step)``: resuming at step N replays the same batches however far ahead a data
 loader prefetched, which is what makes ``--resume`` continue exactly.
 """
@@ -16,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli import SCALE
+from srgan_cli.degrade import TRAINING_DEGRADATIONS, RealDegradation
 from srgan_cli.metrics import bicubic_downscale, crop_to_multiple
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -63,26 +66,39 @@ def load_pairs(files: list[Path], min_lr_side: int = 1) -> list[ImagePair]:
 class PatchSampler:
     """Random aligned LR/HR patches with flips and 90-degree rotations, float32 in [0, 1]."""
 
-    def __init__(self, pairs: list[ImagePair], patch: int, batch: int, seed: int) -> None:
+    def __init__(
+        self,
+        pairs: list[ImagePair],
+        patch: int,
+        batch: int,
+        seed: int,
+        degradation: str = "bicubic",
+    ) -> None:
         if not pairs:
             raise ValueError(f"no training image is at least {patch} px after x1/{SCALE}")
         self.pairs, self.patch, self.batch, self.seed = pairs, patch, batch, seed
+        self.degrade = lr_maker(degradation)
         areas = np.array([p.lr.shape[0] * p.lr.shape[1] for p in pairs], dtype=np.float64)
         self._weights = areas / areas.sum()  # big photos hold more distinct patches
 
     def batch_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The batch for global ``step``: (lr NxPxPx3, hr Nx4Px4Px3), deterministic."""
         rng = np.random.default_rng([self.seed, step])
+        damage = np.random.default_rng([self.seed, step, 1])  # own stream: same patches
         picks = rng.choice(len(self.pairs), size=self.batch, p=self._weights)
-        lrs, hrs = zip(*(self._patch(self.pairs[i], rng) for i in picks), strict=True)
+        lrs, hrs = zip(*(self._patch(self.pairs[i], rng, damage) for i in picks), strict=True)
         return np.stack(lrs).astype(np.float32) / 255.0, np.stack(hrs).astype(np.float32) / 255.0
 
-    def _patch(self, pair: ImagePair, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _patch(
+        self, pair: ImagePair, rng: np.random.Generator, damage: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         p = self.patch
         y = int(rng.integers(0, pair.lr.shape[0] - p + 1))
         x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
         lr = pair.lr[y : y + p, x : x + p]
         hr = pair.hr[y * SCALE : (y + p) * SCALE, x * SCALE : (x + p) * SCALE]
+        if self.degrade is not None:
+            lr = self.degrade(hr, damage)
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         lr, hr = np.rot90(lr, k), np.rot90(hr, k)
         if flip:
@@ -97,7 +113,28 @@ class PatchSampler:
             step += 1
 
 
-def center_crops(pairs: list[ImagePair], lr_side: int) -> tuple[np.ndarray, np.ndarray]:
+def lr_maker(degradation: str):
+    """None for the precomputed protocol LR, else ``f(hr_patch, rng) -> lr_patch``."""
+    if degradation not in TRAINING_DEGRADATIONS:
+        raise ValueError(f"degradation must be one of {TRAINING_DEGRADATIONS}, not {degradation!r}")
+    return RealDegradation().apply if degradation == "real" else None
+
+
+def validation_lr(hr: np.ndarray, degradation: str, index: int) -> np.ndarray:
+    """The LR a validation photo is scored on: the training chain, fixed by its ``index``.
+
+    Checkpoints are chosen on held-out training photos degraded the way training degrades,
+    never on a benchmark set, so a choice cannot be tuned to the benchmarks' degradations.
+    """
+    make = lr_maker(degradation)
+    if make is None:
+        return bicubic_downscale(hr)
+    return make(hr, np.random.default_rng([12345, index]))
+
+
+def center_crops(
+    pairs: list[ImagePair], lr_side: int, degradation: str = "bicubic"
+) -> tuple[np.ndarray, np.ndarray]:
     """Fixed validation batch: the central ``lr_side`` LR square of each photo (+ its HR)."""
     lrs, hrs = [], []
     for p in pairs:
@@ -106,6 +143,9 @@ def center_crops(pairs: list[ImagePair], lr_side: int) -> tuple[np.ndarray, np.n
         lrs.append(p.lr[y : y + side, x : x + side][:lr_side, :lr_side])
         hrs.append(p.hr[y * SCALE : (y + side) * SCALE, x * SCALE : (x + side) * SCALE])
     side = min(a.shape[0] for a in lrs)
-    lrs = [a[:side, :side] for a in lrs]
     hrs = [a[: side * SCALE, : side * SCALE] for a in hrs]
+    if degradation == "bicubic":
+        lrs = [a[:side, :side] for a in lrs]
+    else:
+        lrs = [validation_lr(hr, degradation, i) for i, hr in enumerate(hrs)]
     return np.stack(lrs), np.stack(hrs)

@@ -103,8 +103,9 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     train_files, val_files = split_files(list_images(cfg.data), cfg.val_images)
     (run_dir / "validation_images.txt").write_text("\n".join(map(str, val_files)) + "\n")
-    sampler = PatchSampler(load_pairs(train_files, cfg.patch), cfg.patch, cfg.batch, cfg.seed)
-    val = center_crops(load_pairs(val_files), 48) if val_files else None
+    pairs = load_pairs(train_files, cfg.patch)
+    sampler = PatchSampler(pairs, cfg.patch, cfg.batch, cfg.seed, cfg.degradation)
+    val = center_crops(load_pairs(val_files), 48, cfg.degradation) if val_files else None
     model, gen = build_trainable(cfg)
     start = checkpoint.restore(run_dir, model) if resume else 0
     logger = _Progress(cfg, run_dir, gen, model, val, start)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from srgan_cli.metrics import bicubic_downscale, crop_to_multiple, psnr
+from srgan_cli.metrics import crop_to_multiple, psnr
 from srgan_cli.model import GeneratorConfig, build_generator, to_uint8
+from srgan_cli.train.data import validation_lr
 
 SELECTED = "selected.json"
 
@@ -27,12 +28,18 @@ def validation_images(run_dir: Path) -> list[np.ndarray]:
     return [crop_to_multiple(np.asarray(Image.open(n).convert("RGB"))) for n in names]
 
 
-def score(model, weights_path: Path, images: list[np.ndarray], lpips) -> dict[str, float]:
-    """Mean Y-PSNR and LPIPS of ``model`` with these weights on whole validation photos."""
+def score(
+    model,
+    weights_path: Path,
+    images: list[np.ndarray],
+    lpips,
+    degradation: str = "bicubic",
+) -> dict[str, float]:
+    """Mean Y-PSNR and LPIPS of ``model`` on whole validation photos, degraded as in training."""
     model.load_weights(weights_path)
     psnrs, dists = [], []
-    for hr in images:
-        lr = bicubic_downscale(hr)[None].astype("float32") / 255.0
+    for index, hr in enumerate(images):
+        lr = validation_lr(hr, degradation, index)[None].astype("float32") / 255.0
         sr8 = to_uint8(model.predict_on_batch(lr))[0]
         psnrs.append(psnr(sr8, hr))
         dists.append(lpips(sr8, hr))
@@ -41,15 +48,17 @@ def score(model, weights_path: Path, images: list[np.ndarray], lpips) -> dict[st
 
 def select_snapshot(run_dir: Path, reference: Path, lpips, max_drop: float = 1.5) -> dict[str, Any]:
     """Score the reference and every snapshot, apply the rule, write ``selected.json``."""
-    arch = GeneratorConfig.from_dict(json.loads((run_dir / "config.json").read_text())["generator"])
+    config = json.loads((run_dir / "config.json").read_text())
+    arch = GeneratorConfig.from_dict(config["generator"])
+    degradation = config.get("degradation", "bicubic")
     model = build_generator(arch.blocks, arch.channels, arch.batch_norm)
     images = validation_images(run_dir)
-    ref = score(model, reference, images, lpips)
+    ref = score(model, reference, images, lpips, degradation)
     rows = []
     for snap in sorted((run_dir / "snapshots").glob("step-*.weights.h5")):
         step = int(snap.name.split("-")[1].split(".")[0])
         row = {"step": step, "file": str(snap.relative_to(run_dir))}
-        rows.append({**row, **score(model, snap, images, lpips)})
+        rows.append({**row, **score(model, snap, images, lpips, degradation)})
     allowed = [r for r in rows if r["val_psnr"] >= ref["val_psnr"] - max_drop]
     if not allowed:
         raise ValueError(f"no snapshot within {max_drop} dB of the reference's validation PSNR")

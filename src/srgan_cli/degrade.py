@@ -1,0 +1,209 @@
+"""Degradations as data: how an HR photo becomes the LR input a model sees.
+
+Two uses share these steps. ``srgan eval --degradation CHAIN`` scores a model on a fixed,
+named chain (``bicubic+jpeg75``: Pillow bicubic x1/4, then JPEG quality 75), so anyone can
+reproduce a row from its name. ``srgan train --degradation real`` draws a random chain per
+training patch (blur, any resizer, noise, JPEG, sometimes twice, as Real-ESRGAN does) from a
+generator seeded by the step, so a resumed run sees the very same patches.
+
+Images are uint8 HxWx3 RGB arrays throughout; noise sigmas are in grey levels (0..255).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from srgan_cli import SCALE
+from srgan_cli.errors import UsageError
+
+RESIZERS: dict[str, int] = {
+    "bicubic": Image.BICUBIC,
+    "bilinear": Image.BILINEAR,
+    "lanczos": Image.LANCZOS,
+    "box": Image.BOX,
+    "nearest": Image.NEAREST,
+}
+DEFAULT_CHAIN = "bicubic"
+TRAINING_DEGRADATIONS = ("bicubic", "real")
+_STEP = re.compile(r"^(jpeg|noise)(\d+(?:\.\d+)?)$")
+
+
+# -- the steps ------------------------------------------------------------------------------
+
+
+def resize(image: np.ndarray, size: tuple[int, int], resizer: str) -> np.ndarray:
+    """Resize to ``size`` = (width, height) with one of ``RESIZERS`` (Pillow, antialiased)."""
+    return np.asarray(Image.fromarray(image).resize(size, RESIZERS[resizer]))
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode as a baseline JPEG (4:2:0, Pillow's default) at ``quality``."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
+def gaussian_noise(
+    image: np.ndarray, sigma: float, rng: np.random.Generator, gray: bool = False
+) -> np.ndarray:
+    """Add zero-mean Gaussian noise of ``sigma`` grey levels (one field for all if ``gray``)."""
+    shape = (*image.shape[:2], 1) if gray else image.shape
+    noise = rng.normal(0.0, sigma, size=shape)
+    return _to_uint8(image + noise)
+
+
+def poisson_noise(
+    image: np.ndarray, peak: float, rng: np.random.Generator, gray: bool = False
+) -> np.ndarray:
+    """Shot noise: photon counts with mean ``value / 255 * peak`` (lower peak = noisier)."""
+    if gray:
+        luma = image.mean(axis=2, keepdims=True) / 255.0
+        noise = rng.poisson(luma * peak) / peak - luma
+        return _to_uint8(image + noise * 255.0)
+    counts = rng.poisson(image / 255.0 * peak)
+    return _to_uint8(counts / peak * 255.0)
+
+
+def gaussian_blur(image: np.ndarray, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    """Blur with an anisotropic Gaussian rotated by ``theta`` radians (FFT, reflected edges)."""
+    kernel = gaussian_kernel(sigma_x, sigma_y, theta)
+    half = kernel.shape[0] // 2
+    padded = np.pad(image.astype(np.float64), ((half, half), (half, half), (0, 0)), "reflect")
+    shape = padded.shape[:2]
+    spectrum = np.fft.rfft2(padded, axes=(0, 1)) * np.fft.rfft2(kernel, s=shape)[..., None]
+    blurred = np.fft.irfft2(spectrum, s=shape, axes=(0, 1))
+    height, width = image.shape[:2]
+    return _to_uint8(blurred[2 * half : 2 * half + height, 2 * half : 2 * half + width])
+
+
+def gaussian_kernel(sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    """A normalised (2k+1)^2 anisotropic Gaussian kernel covering about 3 sigma."""
+    half = max(1, int(np.ceil(3.0 * max(sigma_x, sigma_y))))
+    axis = np.arange(-half, half + 1, dtype=np.float64)
+    xx, yy = np.meshgrid(axis, axis)
+    cos, sin = np.cos(theta), np.sin(theta)
+    u, v = cos * xx + sin * yy, -sin * xx + cos * yy
+    kernel = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return kernel / kernel.sum()
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def downscaled_size(image: np.ndarray, factor: int = SCALE) -> tuple[int, int]:
+    """(width, height) of the x1/``factor`` LR of an image whose sides are multiples of it."""
+    height, width = image.shape[:2]
+    return width // factor, height // factor
+
+
+# -- named chains (evaluation) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A fixed chain: ``resizer`` for the x1/4, then ``steps`` as (kind, amount) in order."""
+
+    name: str
+    resizer: str
+    steps: tuple[tuple[str, float], ...]
+
+    def apply(self, hr: np.ndarray, seed: int = 0) -> np.ndarray:
+        """HR (sides multiples of 4) -> degraded LR; noise is drawn from ``seed``."""
+        rng = np.random.default_rng(seed)
+        lr = resize(hr, downscaled_size(hr), self.resizer)
+        for kind, amount in self.steps:
+            lr = jpeg(lr, int(amount)) if kind == "jpeg" else gaussian_noise(lr, amount, rng)
+        return lr
+
+
+def parse_chain(text: str) -> Chain:
+    """``bicubic+jpeg75+noise5`` -> ``Chain``; ``UsageError`` naming what is wrong."""
+    resizer, *rest = text.strip().lower().split("+")
+    if resizer not in RESIZERS:
+        raise UsageError(f"degradation {text!r} must start with a resizer: {', '.join(RESIZERS)}")
+    steps = []
+    for part in rest:
+        match = _STEP.match(part)
+        if match is None:
+            raise UsageError(f"unknown degradation step {part!r} in {text!r} (use jpegQ, noiseS)")
+        kind, amount = match.group(1), float(match.group(2))
+        if kind == "jpeg" and not 1 <= amount <= 100:
+            raise UsageError(f"JPEG quality must be 1-100, not {amount:g} in {text!r}")
+        steps.append((kind, amount))
+    return Chain("+".join([resizer, *rest]), resizer, tuple(steps))
+
+
+def image_seed(name: str) -> int:
+    """A seed fixed by the image's name, so a chain's noise is the same on every machine."""
+    import zlib
+
+    return zlib.crc32(name.encode("utf-8"))
+
+
+# -- random chains (training) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RealDegradation:
+    """The random chain of ``--degradation real`` and its probabilities.
+
+    Ranges are for photos from the wild: phone and web JPEGs (quality 30-95) resized by
+    whatever a site used, sensor noise up to ~10 grey levels, slight defocus. A share of
+    patches stays clean so the model still does the published protocol well.
+    """
+
+    clean_p: float = 0.1
+    blur_p: float = 0.6
+    blur_sigma: tuple[float, float] = (0.2, 2.4)  # HR pixels
+    second_pass_p: float = 0.4
+    noise_p: float = 0.6
+    gray_noise_p: float = 0.4
+    poisson_p: float = 0.3
+    noise_sigma: tuple[float, float] = (1.0, 10.0)
+    poisson_peak: tuple[float, float] = (600.0, 6000.0)
+    jpeg_p: float = 0.7
+    jpeg_quality: tuple[int, int] = (30, 95)
+    resizers: Sequence[str] = ("box", "bilinear", "bicubic", "lanczos")
+
+    def apply(self, hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One random LR (x1/4 of ``hr``, sides multiples of 4) drawn from ``rng``."""
+        target = downscaled_size(hr)
+        if rng.random() < self.clean_p:
+            return resize(hr, target, str(rng.choice(self.resizers)))
+        image = self._blur(hr, rng, 1.0)
+        if rng.random() < self.second_pass_p:
+            factor = rng.uniform(1.0, 2.0)  # first to between x1/4 and x1/2, damage, then x1/4
+            middle = (max(1, round(target[0] * factor)), max(1, round(target[1] * factor)))
+            image = self._damage(resize(image, middle, str(rng.choice(self.resizers))), rng)
+            image = self._blur(image, rng, 0.5)
+        image = resize(image, target, str(rng.choice(self.resizers)))
+        return self._damage(image, rng)
+
+    def _blur(self, image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+        if rng.random() >= self.blur_p * strength:
+            return image
+        low, high = self.blur_sigma
+        sx, sy = rng.uniform(low, high * strength, size=2)
+        if rng.random() < 0.5:  # isotropic
+            sy = sx
+        return gaussian_blur(image, sx, sy, rng.uniform(0.0, np.pi))
+
+    def _damage(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.noise_p:
+            gray = bool(rng.random() < self.gray_noise_p)
+            if rng.random() < self.poisson_p:
+                image = poisson_noise(image, rng.uniform(*self.poisson_peak), rng, gray)
+            else:
+                image = gaussian_noise(image, rng.uniform(*self.noise_sigma), rng, gray)
+        if rng.random() < self.jpeg_p:
+            image = jpeg(image, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
+        return image

@@ -1,0 +1,132 @@
+"""Degradation chains: parsing, determinism per seed, and what each step does to an image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgan_cli import degrade
+from srgan_cli.errors import UsageError
+from srgan_cli.metrics import bicubic_downscale
+
+
+@pytest.fixture(scope="module")
+def hr() -> np.ndarray:
+    """A smooth 64x48 'photo' with some edges (random blocks, bicubic-enlarged)."""
+    small = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((64, 48), Image.BICUBIC))
+
+
+def test_bicubic_chain_is_the_published_protocol(hr):
+    lr = degrade.parse_chain("bicubic").apply(hr)
+    np.testing.assert_array_equal(lr, bicubic_downscale(hr))
+
+
+@pytest.mark.parametrize("text", ["bicubic+jpeg75", "lanczos+jpeg80", "bicubic+noise5", "box"])
+def test_named_chains_are_deterministic_per_seed(hr, text):
+    chain = degrade.parse_chain(text)
+    first, again = chain.apply(hr, seed=7), chain.apply(hr, seed=7)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (12, 16, 3) and first.dtype == np.uint8
+
+
+def test_noise_depends_on_the_seed_and_has_its_sigma(hr):
+    chain = degrade.parse_chain("bicubic+noise5")
+    clean = bicubic_downscale(hr).astype(float)
+    a, b = chain.apply(hr, seed=1), chain.apply(hr, seed=2)
+    assert not np.array_equal(a, b)
+    assert 3.5 < np.std(a - clean) < 6.0
+
+
+def test_every_resizer_gives_a_different_lr(hr):
+    lrs = {name: degrade.parse_chain(name).apply(hr) for name in degrade.RESIZERS}
+    names = list(lrs)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            assert not np.array_equal(lrs[first], lrs[second]), (first, second)
+
+
+def test_jpeg_step_loses_more_at_lower_quality(hr):
+    clean = bicubic_downscale(hr).astype(float)
+    errors = [np.abs(degrade.jpeg(clean.astype(np.uint8), q) - clean).mean() for q in (20, 95)]
+    assert errors[0] > errors[1] > 0
+
+
+def test_chain_names_are_normalised_and_bad_ones_refused():
+    assert degrade.parse_chain(" Lanczos+JPEG80 ").name == "lanczos+jpeg80"
+    for bad, reason in [
+        ("cubic", "must start with a resizer"),
+        ("bicubic+blur2", "unknown degradation step"),
+        ("bicubic+jpeg0", "1-100"),
+        ("bicubic+jpeg", "unknown degradation step"),
+    ]:
+        with pytest.raises(UsageError, match=reason):
+            degrade.parse_chain(bad)
+
+
+def test_blur_kernel_is_normalised_and_anisotropic():
+    kernel = degrade.gaussian_kernel(3.0, 0.5, 0.0)
+    assert kernel.sum() == pytest.approx(1.0)
+    assert kernel.shape[0] == kernel.shape[1] and kernel.shape[0] % 2 == 1
+    centre = kernel.shape[0] // 2
+    assert kernel[centre, centre + 3] > 10 * kernel[centre + 3, centre]  # wide along x only
+
+
+def test_blur_keeps_flat_images_and_smooths_edges():
+    flat = np.full((20, 20, 3), 100, np.uint8)
+    np.testing.assert_array_equal(degrade.gaussian_blur(flat, 2.0, 1.0, 0.3), flat)
+    edge = np.zeros((20, 20, 3), np.uint8)
+    edge[:, 10:] = 255
+    blurred = degrade.gaussian_blur(edge, 1.5, 1.5, 0.0)
+    assert 0 < blurred[5, 9, 0] < 255 and blurred[5, 0, 0] == 0
+
+
+def test_poisson_noise_grows_as_the_peak_falls(hr):
+    rng = np.random.default_rng(0)
+    grey = np.full((32, 32, 3), 128, np.uint8)
+    weak = np.std(degrade.poisson_noise(grey, 5000.0, rng).astype(float))
+    strong = np.std(degrade.poisson_noise(grey, 200.0, rng).astype(float))
+    assert strong > 2 * weak > 0
+    gray_field = degrade.poisson_noise(grey, 200.0, rng, gray=True).astype(int)
+    np.testing.assert_array_equal(gray_field[..., 0], gray_field[..., 1])
+
+
+def test_gray_gaussian_noise_is_one_field_for_all_channels():
+    grey = np.full((16, 16, 3), 128, np.uint8)
+    noisy = degrade.gaussian_noise(grey, 8.0, np.random.default_rng(0), gray=True)
+    np.testing.assert_array_equal(noisy[..., 0], noisy[..., 2])
+    colour = degrade.gaussian_noise(grey, 8.0, np.random.default_rng(0))
+    assert not np.array_equal(colour[..., 0], colour[..., 2])
+
+
+def test_real_chain_is_deterministic_per_seed_and_varied(hr):
+    real = degrade.RealDegradation()
+    draws = [real.apply(hr, np.random.default_rng([0, i])) for i in range(12)]
+    again = [real.apply(hr, np.random.default_rng([0, i])) for i in range(12)]
+    for first, second in zip(draws, again, strict=True):
+        np.testing.assert_array_equal(first, second)
+        assert first.shape == (12, 16, 3) and first.dtype == np.uint8
+    distinct = {d.tobytes() for d in draws}
+    assert len(distinct) == len(draws)
+
+
+def test_real_chain_reaches_every_step_type(hr, monkeypatch):
+    """Over many draws: blur, both noises, JPEG, and one- and two-pass resizing all happen."""
+    calls: list[str] = []
+    for name in ("gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"):
+        original = getattr(degrade, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(degrade, name, spy)
+    resizes_per_draw, seen = set(), set()
+    for i in range(60):
+        calls.clear()
+        degrade.RealDegradation().apply(hr, np.random.default_rng(i))
+        resizes_per_draw.add(calls.count("resize"))
+        seen |= set(calls)
+    assert seen == {"gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"}
+    assert resizes_per_draw == {1, 2}
