@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from srgan_cli import bench, cli
+from srgan_cli import bench
+from srgan_cli.cli import main
 from srgan_cli.model import GeneratorConfig, build_generator, generator_flops_per_input_pixel
 from srgan_cli.pipeline import Upscaler
 
@@ -122,15 +123,15 @@ def test_benchmark_adds_the_peak_and_renders(tiny_upscaler):
 
 @pytest.fixture
 def bench_command():
-    command = cli.main.commands.get("bench")
+    command = main.commands.get("bench")
     if command is None:
-        pytest.skip("srgan bench is not registered in cli.py")
+        pytest.skip("srgan bench is not registered in srgan_cli.cli")
     return command
 
 
 def test_cli_bench_json(bench_command, tiny_weights):
     argv = ["bench", "--weights", str(tiny_weights), "--size", "8", "--repeats", "1", "--json"]
-    result = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == RESULT_KEYS | PEAK_KEYS
@@ -139,7 +140,7 @@ def test_cli_bench_json(bench_command, tiny_weights):
 
 def test_cli_bench_text_and_defaults(bench_command, tiny_weights):
     argv = ["bench", "--weights", str(tiny_weights), "--size", "8", "--repeats", "1"]
-    result = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "GFLOP/s" in result.stdout and "px/s" in result.stdout
     defaults = {param.name: param.default for param in bench_command.params}

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image
 
-from srgan_cli import cli, imageio, pipeline, tiling
-from srgan_cli.cli import main
+from srgan_cli import __version__, imageio, pipeline, tiling
+from srgan_cli.cli import main, options
 
 
 @pytest.fixture
@@ -218,16 +218,14 @@ def test_help_mentions_examples_and_makefile():
     assert "srgan upscale photos/ -o big/" in sub.output
     assert "$< -o $@" in sub.output
     version = runner.invoke(main, ["--version"])
-    assert version.output.strip() == f"srgan {cli.__version__}"
+    assert version.output.strip() == f"srgan {__version__}"
 
 
 def test_help_defaults_match_the_library():
-    assert cli.DEFAULT_TILE_PAD == tiling.DEFAULT_TILE_PAD
-    assert cli.DEFAULT_COMPRESS_LEVEL == imageio.DEFAULT_COMPRESS_LEVEL
-    assert cli.DEFAULT_MAX_PIXELS == imageio.DEFAULT_MAX_PIXELS
-    assert cli.PRECISIONS == pipeline.PRECISIONS
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-    assert suffixes == cli.IMAGE_SUFFIXES
+    assert options.DEFAULT_TILE_PAD == tiling.DEFAULT_TILE_PAD
+    assert options.DEFAULT_COMPRESS_LEVEL == imageio.DEFAULT_COMPRESS_LEVEL
+    assert options.DEFAULT_MAX_PIXELS == imageio.DEFAULT_MAX_PIXELS
+    assert options.PRECISIONS == pipeline.PRECISIONS
 
 
 def test_importing_cli_stays_light():
@@ -262,7 +260,7 @@ def test_info_json():
 def test_info_text():
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0
-    assert result.output.startswith(f"srgan {cli.__version__}\n")
+    assert result.output.startswith(f"srgan {__version__}\n")
     assert "tensorflow" in result.output and "cpu:" in result.output
 
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image
 
-from srgan_cli import cli, evaluate, lpips
+from srgan_cli import evaluate, lpips
+from srgan_cli.cli import evaluate as evaluate_cmd
 from srgan_cli.cli import main
 from srgan_cli.errors import UsageError
 from srgan_cli.evaluate import Box
@@ -238,7 +239,7 @@ def test_eval_command_with_lpips(invoke, bench, tmp_path):
 
 
 def test_lpips_help_default_matches_the_library():
-    assert str(lpips.default_weights_path()) == cli.DEFAULT_LPIPS_WEIGHTS_HELP
+    assert str(lpips.default_weights_path()) == evaluate_cmd.DEFAULT_LPIPS_WEIGHTS_HELP
 
 
 def test_compare_command_writes_the_sheet(invoke, tiny_weights, tmp_path):

@@ -27,7 +27,9 @@ from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image
 
-from srgan_cli import cli
+from srgan_cli import __version__
+from srgan_cli.cli import main
+from srgan_cli.cli import serve as serve_cmd
 from srgan_cli.errors import SrganError
 from srgan_cli.imageio import encode_png, read_image
 from srgan_cli.pipeline import Upscaler, upscale_alpha
@@ -174,7 +176,7 @@ def test_metadata(base, upscaler):
     data = answer.json()
     assert set(data) >= SEED_METADATA_KEYS
     assert all(isinstance(data[key], str) and data[key] for key in SEED_METADATA_KEYS)
-    assert data["version"] == cli.__version__
+    assert data["version"] == __version__
     assert data["model"] == upscaler.name == "tiny"
     assert data["limits"]["max_pixels"] == server.DEFAULT_MAX_PIXELS
 
@@ -362,10 +364,10 @@ def test_model_runs_one_request_at_a_time(tmp_path):
 
 
 def test_cli_defaults_match_the_server():
-    assert cli.DEFAULT_SERVE_HOST == server.DEFAULT_HOST
-    assert cli.DEFAULT_SERVE_PORT == server.DEFAULT_PORT
-    assert cli.DEFAULT_SERVE_MAX_PIXELS == server.DEFAULT_MAX_PIXELS
-    assert cli.DEFAULT_MAX_UPLOAD_MB == server.DEFAULT_MAX_UPLOAD_MB
+    assert serve_cmd.DEFAULT_SERVE_HOST == server.DEFAULT_HOST
+    assert serve_cmd.DEFAULT_SERVE_PORT == server.DEFAULT_PORT
+    assert serve_cmd.DEFAULT_SERVE_MAX_PIXELS == server.DEFAULT_MAX_PIXELS
+    assert serve_cmd.DEFAULT_MAX_UPLOAD_MB == server.DEFAULT_MAX_UPLOAD_MB
 
 
 @pytest.mark.parametrize(
@@ -397,10 +399,10 @@ def test_busy_port_is_one_line_error(upscaler):
 
 def test_cli_without_flask_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "flask", None)
-    result = CliRunner().invoke(cli.main, ["serve"])
+    result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {cli.SERVE_EXTRA_MISSING}\n"
-    assert "pip install 'srgan-cli[serve]'" in cli.SERVE_EXTRA_MISSING
+    assert result.stderr == f"Error: {serve_cmd.SERVE_EXTRA_MISSING}\n"
+    assert "pip install 'srgan-cli[serve]'" in serve_cmd.SERVE_EXTRA_MISSING
 
 
 def test_cli_passes_options_and_warns_off_loopback(monkeypatch, tiny_weights):
@@ -412,14 +414,14 @@ def test_cli_passes_options_and_warns_off_loopback(monkeypatch, tiny_weights):
 
     monkeypatch.setattr(server, "serve", fake_serve)
     argv = ["serve", "--weights", str(tiny_weights), "--host", "0.0.0.0", "--port", "8080"]
-    result = CliRunner().invoke(cli.main, [*argv, "--max-pixels", "1000", "--max-upload-mb", "2"])
+    result = CliRunner().invoke(main, [*argv, "--max-pixels", "1000", "--max-upload-mb", "2"])
     assert result.exit_code == 0, result.output
     options = {"max_pixels": 1000, "max_upload_bytes": 2 * 1024 * 1024}
     assert calls == [("tiny", "0.0.0.0", 8080, options)]
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Warning: listening on 0.0.0.0")
     assert lines[-1] == "srgan: serving model tiny on http://0.0.0.0:8080 (Ctrl-C to stop)"
-    quiet = CliRunner().invoke(cli.main, ["serve", "--weights", str(tiny_weights)])
+    quiet = CliRunner().invoke(main, ["serve", "--weights", str(tiny_weights)])
     assert quiet.exit_code == 0 and "Warning" not in quiet.stderr
     assert calls[-1][1:3] == ("127.0.0.1", 5000)
 

@@ -4,7 +4,8 @@
 HxWx3 uint8/uint16 arrays into 4x arrays of the same dtype. ``run_jobs`` runs a batch of
 files through it with decoding and PNG encoding on two helper threads, so the model (which
 releases the GIL inside TensorFlow) is rarely idle. No click, no globbing, no progress bars:
-the CLI builds ``Job`` objects and shows progress through the callbacks.
+front ends plan ``Job`` objects with ``srgan_cli.jobs`` and show progress through the
+callbacks.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from srgan_cli.imageio import (
     save_png,
     write_atomic,
 )
+from srgan_cli.jobs import Job, output_is_up_to_date, same_file
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
 
@@ -199,15 +201,6 @@ class Upscaler:
         rgb = self.upscale(image.pixels, on_tile)
         alpha = None if image.alpha is None else upscale_alpha(image.alpha)
         return DecodedImage(rgb, alpha, image.mode, image.icc_profile, list(image.notes))
-
-
-@dataclass
-class Job:
-    """One image to do: ``input`` None reads ``stdin_bytes``; ``output`` None writes stdout."""
-
-    input: Path | None
-    output: Path | None
-    display_name: str
 
 
 @dataclass
@@ -381,7 +374,7 @@ class _Batch:
         if job.output is None:
             return
         target = _real(job.output)
-        if target in self.inputs or _same_file(job.output, job.input):
+        if target in self.inputs or same_file(job.output, job.input):
             result.error = f"{job.display_name}: refusing to overwrite input file {job.output}"
             return
         if target in self.claimed:
@@ -391,7 +384,7 @@ class _Batch:
         self.claimed[target] = job.display_name
         if not job.output.exists():
             return
-        if self.options.skip_existing and _up_to_date(job.output, job.input):
+        if self.options.skip_existing and output_is_up_to_date(job.output, job.input):
             result.skipped = True
         elif not (self.options.overwrite or self.options.skip_existing):
             result.error = (
@@ -512,27 +505,6 @@ class _Batch:
 def _real(path: Path) -> str:
     """Canonical path for comparisons: symlinks resolved, works for paths that do not exist."""
     return os.path.realpath(path)
-
-
-def _same_file(output: Path, source: Path | None) -> bool:
-    """True when ``output`` exists and is ``source`` (hard links, bind mounts included)."""
-    if source is None:
-        return False
-    try:
-        return os.path.samefile(output, source)
-    except OSError:
-        return False
-
-
-def _up_to_date(output: Path | None, source: Path | None) -> bool:
-    """make's rule: an output at least as new as its input needs no work. stdin is never
-    up to date (it has no time) and stdout never exists."""
-    if output is None or source is None:
-        return False
-    try:
-        return output.stat().st_mtime >= source.stat().st_mtime
-    except OSError:
-        return False
 
 
 def _output_name(job: Job) -> str:

@@ -1,0 +1,102 @@
+"""``srgan info``: the version, the shipped models with their training, and the runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from srgan_cli import __version__
+from srgan_cli.cli.options import CONTEXT_SETTINGS, quiet_tensorflow_startup
+from srgan_cli.errors import WeightsError
+from srgan_cli.weights import MODEL_NAMES
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def info(as_json: bool) -> None:
+    """Show the version, the shipped models and their training, and the runtime."""
+    data = collect_info()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in _info_lines(data):
+            click.echo(line)
+
+
+def collect_info() -> dict[str, Any]:
+    """Everything ``srgan info`` reports, as plain JSON-ready data (imports TensorFlow)."""
+    from srgan_cli.pipeline import choose_precision, cpu_features
+
+    with quiet_tensorflow_startup():
+        import keras
+        import tensorflow as tf
+
+        threads = {
+            "cpu_count": os.cpu_count(),
+            "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    features = cpu_features()
+    return {
+        "version": __version__,
+        "models": {name: _model_info(name) for name in MODEL_NAMES},
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_features": features,
+        "auto_precision": choose_precision("auto", features),
+        "threads": threads,
+    }
+
+
+def _model_info(name: str) -> dict[str, Any]:
+    """Status of one shipped model: ok (verified against its card), missing or invalid."""
+    from srgan_cli import weights
+
+    try:
+        path = weights.resolve(name)
+    except WeightsError as err:
+        return {"status": "missing", "detail": str(err)}
+    try:
+        card = weights.verify(path)
+    except WeightsError as err:
+        return {"status": "invalid", "file": str(path), "detail": str(err)}
+    keys = ("stage", "steps", "total_steps", "wall_hours", "hardware")
+    return {
+        "status": "ok",
+        "file": str(path),
+        "sha256": card.sha256[:12],
+        "training": {key: card.training.get(key) for key in keys},
+        "metrics": card.metrics or card.training.get("metrics", {}),
+    }
+
+
+def _metric_text(name: str, value: Any) -> str:
+    """'Set5 31.29 dB / 0.882 / LPIPS 0.176' for a recorded set, else 'name value'."""
+    if isinstance(value, dict) and "psnr" in value:
+        text = f"{name} {value['psnr']:.2f} dB / {value['ssim']:.3f}"
+        return text + (f" / LPIPS {value['lpips']:.3f}" if value.get("lpips") is not None else "")
+    return f"{name} {value}"
+
+
+def _info_lines(data: dict[str, Any]) -> Iterator[str]:
+    yield f"srgan {data['version']}"
+    yield "models:"
+    for name, model in data["models"].items():
+        if model["status"] != "ok":
+            yield f"  {name:<9} {model['status']}: {model['detail']}"
+            continue
+        training = ", ".join(f"{k} {v}" for k, v in model["training"].items() if v is not None)
+        metrics = ", ".join(_metric_text(k, v) for k, v in model["metrics"].items())
+        yield f"  {name:<9} {model['file']} (sha256 {model['sha256']})"
+        yield f"  {'':<9} training: {training or 'not recorded'}"
+        yield f"  {'':<9} metrics: {metrics or 'not recorded'}"
+    yield f"tensorflow {data['tensorflow']}, keras {data['keras']}"
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["cpu_features"].items())
+    yield f"cpu: {flags} (auto precision: {data['auto_precision']})"
+    threads = data["threads"]
+    intra = threads["tf_intra_op"] or "default (all cores)"
+    yield f"threads: {threads['cpu_count']} cpus, TensorFlow intra-op {intra}"

@@ -1,0 +1,134 @@
+"""What every ``srgan`` command shares: context settings, the model options and their loader.
+
+The model options are defined once (``model_options``) and every command that runs the model
+builds its ``Upscaler`` with ``load_upscaler``, so ``upscale``, ``serve``, ``eval`` and
+``bench`` cannot drift apart. Nothing here imports numpy or TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from srgan_cli.errors import SrganError, UsageError
+from srgan_cli.weights import DEFAULT_MODEL, MODEL_NAMES
+
+if TYPE_CHECKING:
+    from srgan_cli.pipeline import Upscaler
+
+# Defaults shown in --help. They mirror imageio/tiling/pipeline constants, which cannot be
+# imported here without pulling in numpy; tests/test_cli.py checks that they agree.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+DEFAULT_TILE_PAD = 32
+DEFAULT_COMPRESS_LEVEL = 1
+DEFAULT_MAX_PIXELS = 50_000_000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+model_option = click.option(
+    "--model",
+    type=click.Choice(MODEL_NAMES),
+    default=None,
+    help=f"Shipped model to use [default: {DEFAULT_MODEL}].",
+)
+weights_option = click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A .weights.h5 file (with its .json card) instead of a shipped model.",
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="Compute precision; auto = bf16 when the CPU has AVX512_BF16 or AMX, else fp32.",
+)
+tile_option = click.option(
+    "--tile",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Tile side in input pixels [default: automatic, sized to keep the process under ~2.3 GB]; "
+    "0 = the whole image at once.",
+)
+tile_pad_option = click.option(
+    "--tile-pad",
+    type=click.IntRange(min=0),
+    default=DEFAULT_TILE_PAD,
+    show_default=True,
+    metavar="P",
+    help="Input pixels of context around each tile (hides the seams).",
+)
+MODEL_OPTIONS = (model_option, weights_option, precision_option, tile_option, tile_pad_option)
+
+
+def model_options(func: F) -> F:
+    """Add --model/--weights/--precision/--tile/--tile-pad (pass them to ``load_upscaler``)."""
+    for option in reversed(MODEL_OPTIONS):
+        func = option(func)
+    return func
+
+
+def load_upscaler(
+    model: str | None,
+    weights: Path | None,
+    precision: str,
+    tile: int | None,
+    tile_pad: int,
+) -> Upscaler:
+    """Build the ``Upscaler`` from the shared model options (imports TensorFlow)."""
+    if model is not None and weights is not None:
+        raise UsageError("give --model or --weights, not both")
+    with quiet_tensorflow_startup():
+        from srgan_cli.pipeline import Upscaler
+
+        return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad)
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_startup() -> Iterator[None]:
+    """Hold back what TensorFlow's C++ side prints on stderr while it starts.
+
+    Its oneDNN and CUDA notices are logged before absl is initialised, so they ignore
+    TF_CPP_MIN_LOG_LEVEL; they would bury the one summary line. The text is replayed if
+    starting fails, so nothing that explains a failure is lost. Setting
+    TF_CPP_MIN_LOG_LEVEL=0 shows everything.
+    """
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except SrganError:
+            raise  # one actionable line; the start-up chatter would only bury it
+        except Exception:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress bars make sense: stderr is a terminal (False for pipes and tests)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,245 @@
+"""``srgan upscale``: INPUT arguments -> planned jobs -> ``pipeline.run_jobs`` -> summary.
+
+Only the shell's concerns live here: options, stdin/stdout, progress bars, the summary line
+and exit codes. Which inputs become which outputs is ``srgan_cli.jobs``; the work itself is
+``srgan_cli.pipeline``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import click
+
+from srgan_cli import __version__
+from srgan_cli.cli.options import (
+    CONTEXT_SETTINGS,
+    DEFAULT_COMPRESS_LEVEL,
+    DEFAULT_MAX_PIXELS,
+    load_upscaler,
+    model_options,
+    stderr_is_terminal,
+)
+from srgan_cli.errors import UsageError
+from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
+
+if TYPE_CHECKING:
+    from srgan_cli.pipeline import ImageResult
+
+UPSCALE_EPILOG = """\b
+Examples:
+  srgan upscale photo.jpg                      # -> photo_x4.png
+  srgan upscale photo.jpg -o big.png           # one input: -o is the output file
+  srgan upscale photos/ -o big/ --report r.csv # a batch folder: -o is a directory
+  srgan upscale photos/ -r -o big/ --skip-existing   # subfolders kept, up-to-date skipped
+  srgan upscale 'photos/**/*.jpg' -o big/      # quoted: srgan expands the glob itself
+  cat small.png | srgan upscale - > big.png    # stdin to stdout
+
+\b
+Makefile pattern rule:
+  %_x4.png: %.png ; srgan upscale $< -o $@
+
+\b
+Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written),
+2 usage error, 130 interrupted.
+"""
+
+
+@click.command(epilog=UPSCALE_EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="PATH",
+    help="One input: the output file ('-' = PNG on stdout). Several inputs, a directory or "
+    "a glob: the output directory (subfolders kept). Default: <stem>_x4.png beside each input.",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories of INPUT.")
+@click.option(
+    "--suffix",
+    default=DEFAULT_SUFFIX,
+    show_default=True,
+    help="Added to the stem of outputs written beside their input.",
+)
+@model_options
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write per-image sizes, tiles and timings to FILE (.json or .csv).",
+)
+@click.option(
+    "--compress-level",
+    type=click.IntRange(0, 9),
+    default=DEFAULT_COMPRESS_LEVEL,
+    show_default=True,
+    help="PNG zlib level: 1 is fast, 9 is smallest.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    metavar="N",
+    help="Refuse inputs with more pixels (width x height) than this.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip outputs at least as new as their input (make-style); redo older ones.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary line.")
+@click.pass_context
+def upscale(
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    output: str | None,
+    recursive: bool,
+    suffix: str,
+    model: str | None,
+    weights: Path | None,
+    precision: str,
+    tile: int | None,
+    tile_pad: int,
+    report: Path | None,
+    compress_level: int,
+    max_pixels: int,
+    overwrite: bool,
+    skip_existing: bool,
+    quiet: bool,
+) -> None:
+    """Upscale images 4x to PNG.
+
+    INPUT is an image file, a directory (its image files; -r to descend), a glob pattern
+    in quotes ('**' matches any depth) or '-' for standard input.
+    """
+    started = time.perf_counter()
+    from srgan_cli import pipeline
+
+    if report is not None:
+        pipeline.check_report_path(report)
+    jobs = plan_jobs(inputs, output, recursive=recursive, suffix=suffix)
+    stdout = _stdout_for(jobs)
+    stdin_bytes = _read_stdin() if any(job.input is None for job in jobs) else None
+    upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
+    startup_s = time.perf_counter() - started
+    processing_started = time.perf_counter()
+
+    with _Progress(len(jobs), enabled=not quiet and stderr_is_terminal()) as progress:
+        results = pipeline.run_jobs(
+            upscaler,
+            jobs,
+            compress_level=compress_level,
+            max_pixels=max_pixels,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            stdin_bytes=stdin_bytes,
+            stdout=stdout,
+            on_image=progress.on_image,
+            on_tile=progress.on_tile,
+        )
+    total_s = time.perf_counter() - processing_started  # the report's contract: after startup
+    if report is not None:
+        content = pipeline.build_report(
+            results,
+            version=__version__,
+            model=upscaler.name,
+            precision=upscaler.precision_used,
+            threads=pipeline.inference_threads(),
+            startup_s=startup_s,
+            total_s=total_s,
+        )
+        pipeline.write_report(content, report)
+    if not quiet:
+        click.echo(summary_line(results, startup_s + total_s), err=True)
+    if any(result.error is not None for result in results):
+        ctx.exit(1)
+
+
+def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
+    """The binary stdout when a job writes there; refuse to spray PNG bytes on a terminal."""
+    if all(job.output is not None for job in jobs):
+        return None
+    stream = click.get_binary_stream("stdout")
+    if stream.isatty():
+        raise UsageError("refusing to write PNG data to a terminal; use -o FILE or redirect")
+    return stream
+
+
+def _read_stdin() -> bytes:
+    data = click.get_binary_stream("stdin").read()
+    if not data:
+        raise UsageError("standard input is empty")
+    return data
+
+
+def summary_line(results: Sequence[ImageResult], seconds: float) -> str:
+    """'srgan: 3 images, 12.6 megapixels out, 4.2 s' plus skipped and failed counts."""
+    written = [r for r in results if r.ok and r.out_size is not None]
+    megapixels = sum(r.out_size[0] * r.out_size[1] for r in written if r.out_size) / 1e6
+    parts = [
+        f"{len(written)} image{'' if len(written) == 1 else 's'}",
+        f"{megapixels:.2f} megapixels out",
+        f"{seconds:.1f} s",
+    ]
+    skipped = sum(1 for r in results if r.skipped)
+    failed = sum(1 for r in results if r.error is not None)
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    if failed:
+        parts.append(f"{failed} failed")
+    return "srgan: " + ", ".join(parts)
+
+
+class _Progress:
+    """tqdm bars on stderr: one over images, one over tiles for images with several tiles.
+
+    Failures are printed (one line each) whether or not the bars are shown.
+    """
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self.images = tqdm(total=total, unit="img", file=sys.stderr, disable=not enabled)
+        self.tiles: Any = None
+
+    def on_tile(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 1:
+            return
+        if self.tiles is None:
+            self.tiles = self._tqdm(total=total, unit="tile", leave=False, file=sys.stderr)
+        self.tiles.update(1)
+        if done >= total:
+            self._close_tiles()
+
+    def on_image(self, result: ImageResult) -> None:
+        if result.error is not None:
+            self._message(f"Error: {result.error}")
+        self.images.update(1)
+
+    def _message(self, text: str) -> None:
+        if self.enabled:
+            self._tqdm.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+
+    def _close_tiles(self) -> None:
+        if self.tiles is not None:
+            self.tiles.close()
+            self.tiles = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_tiles()
+        self.images.close()

@@ -1,0 +1,215 @@
+"""Which inputs become which outputs: the job planning every front end shares.
+
+INPUT arguments (files, directories, globs, ``-``) and ``-o`` turn into ``Job`` objects with
+their output paths, and ``output_is_up_to_date`` / ``same_file`` decide what an existing
+output means. The CLI, the server, a worker or a Ray engine all plan through here, so they
+agree on names and on what is skipped. Standard library only (no numpy, Pillow, TensorFlow or
+click): a light client imports it without paying for the model's stack.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from srgan_cli.errors import UsageError
+
+DEFAULT_SUFFIX = "_x4"
+"""Added to the stem of outputs written beside their input."""
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+)
+"""Suffixes taken from directories and globs (any case); a file named explicitly is always tried."""
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+_GLOB_MAGIC = re.compile(r"[*?[]")
+
+
+@dataclass
+class Job:
+    """One image to do: ``input`` None reads ``stdin_bytes``; ``output`` None writes stdout."""
+
+    input: Path | None
+    output: Path | None
+    display_name: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input found from the arguments.
+
+    ``path`` None is stdin. ``root`` is the directory given (or a glob's fixed prefix) that
+    the output keeps the relative path from; None for a file named explicitly.
+    """
+
+    path: Path | None
+    root: Path | None = None
+
+    @property
+    def display_name(self) -> str:
+        return STDIN_NAME if self.path is None else str(self.path)
+
+
+def find_inputs(patterns: Sequence[str], *, recursive: bool) -> list[InputFile]:
+    """Expand INPUT arguments; de-duplicated by resolved path and sorted by name.
+
+    UsageError (exit 2) when an argument matches nothing, or '-' is mixed with other inputs.
+    """
+    if STDIN in patterns:
+        if len(patterns) > 1:
+            raise UsageError("'-' (standard input) must be the only INPUT")
+        return [InputFile(None)]
+    found: dict[str, InputFile] = {}
+    for pattern in patterns:
+        for item in _expand(pattern, recursive):
+            assert item.path is not None
+            found.setdefault(os.path.realpath(item.path), item)
+    return sorted(found.values(), key=lambda item: str(item.path))
+
+
+def _expand(pattern: str, recursive: bool) -> list[InputFile]:
+    """One argument -> its inputs: the file itself, a directory's images, or glob matches."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = _directory_images(path, recursive)
+        if not files:
+            hint = "" if recursive else " (use -r to descend into subdirectories)"
+            raise UsageError(f"no images in directory {pattern}{hint}")
+        return [InputFile(file, path) for file in files]
+    if path.exists():
+        return [InputFile(path)]
+    if _GLOB_MAGIC.search(pattern):
+        import glob
+
+        matches = [Path(m) for m in glob.glob(pattern, recursive=True)]
+        files = sorted(m for m in matches if _is_image_file(m))
+        if not files:
+            raise UsageError(f"no images match {pattern!r}")
+        return [InputFile(file, _glob_root(pattern)) for file in files]
+    raise UsageError(f"no such file or directory: {pattern}")
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _directory_images(directory: Path, recursive: bool) -> list[Path]:
+    """Image files in ``directory`` (and below with ``recursive``); hidden names skipped,
+    like a shell glob, which also keeps our own ``.name.tmp`` files out."""
+    found: list[Path] = []
+    for top, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found.extend(
+            Path(top, name)
+            for name in files
+            if not name.startswith(".") and _is_image_file(Path(top, name))
+        )
+    return sorted(found)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The directory part of a glob before its first wildcard: 'a/b/**/*.png' -> 'a/b'."""
+    fixed: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if _GLOB_MAGIC.search(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def plan_jobs(
+    patterns: Sequence[str], output: str | None, *, recursive: bool, suffix: str = DEFAULT_SUFFIX
+) -> list[Job]:
+    """INPUT arguments and ``-o`` -> jobs with their output paths (None = stdout).
+
+    One file: ``-o`` is the output file ('-' = stdout; an existing directory gets
+    <stem>.png). Several inputs, a directory or a glob: ``-o`` is a directory and each
+    output is DIR/<path relative to its root>/<stem>.png. No ``-o``: <stem><suffix>.png
+    beside each input; stdin goes to stdout.
+    """
+    sources = find_inputs(patterns, recursive=recursive)
+    if output is None:
+        return [Job(s.path, _beside(s.path, suffix), s.display_name) for s in sources]
+    batch = len(sources) > 1 or any(s.root is not None for s in sources)
+    if not batch:
+        (source,) = sources
+        return [Job(source.path, _single_output(source, output), source.display_name)]
+    out_dir = _output_directory(output, len(sources))
+    sources = _outside(out_dir, sources)
+    return [Job(s.path, _in_directory(out_dir, s), s.display_name) for s in sources]
+
+
+def _beside(path: Path | None, suffix: str) -> Path | None:
+    return None if path is None else path.with_name(f"{path.stem}{suffix}.png")
+
+
+def _single_output(source: InputFile, output: str) -> Path | None:
+    """'-' is stdout; an existing directory (or a path ending in '/') gets <stem>.png."""
+    if output == STDIN:
+        return None
+    target = Path(output)
+    as_directory = target.is_dir() or output.endswith(("/", os.sep))
+    if as_directory and source.path is not None:
+        return target / f"{source.path.stem}.png"
+    return target
+
+
+def _outside(out_dir: Path, sources: list[InputFile]) -> list[InputFile]:
+    """Drop images found by a directory walk or glob inside the output directory.
+
+    Without this, 'srgan upscale photos -r -o photos/big' would take last run's outputs as
+    new inputs. Files named explicitly are kept (they are always tried).
+    """
+    fence = os.path.join(os.path.realpath(out_dir), "")
+    kept = [
+        s for s in sources if s.root is None or not os.path.realpath(s.path or "").startswith(fence)
+    ]
+    if not kept:
+        raise UsageError(f"no images outside the output directory {out_dir}")
+    return kept
+
+
+def _output_directory(output: str, count: int) -> Path:
+    """``-o`` for a batch must be a directory (existing or to be created)."""
+    target = Path(output)
+    looks_like_file = target.suffix.lower() in IMAGE_SUFFIXES or output == STDIN
+    if (target.exists() and not target.is_dir()) or (looks_like_file and not target.is_dir()):
+        raise UsageError(
+            f"-o {output} is a file, but {count} input(s) from several files, a directory or "
+            "a pattern need an output directory"
+        )
+    return target
+
+
+def _in_directory(out_dir: Path, source: InputFile) -> Path:
+    assert source.path is not None
+    name = f"{source.path.stem}.png"
+    if source.root is None:
+        return out_dir / name
+    return out_dir / source.path.parent.relative_to(source.root) / name
+
+
+def same_file(output: Path, source: Path | None) -> bool:
+    """True when ``output`` exists and is ``source`` (hard links, bind mounts included)."""
+    if source is None:
+        return False
+    try:
+        return os.path.samefile(output, source)
+    except OSError:
+        return False
+
+
+def output_is_up_to_date(output: Path | None, source: Path | None) -> bool:
+    """make's rule: an output at least as new as its input needs no work. stdin is never
+    up to date (it has no time) and stdout never exists."""
+    if output is None or source is None:
+        return False
+    try:
+        return output.stat().st_mtime >= source.stat().st_mtime
+    except OSError:
+        return False
