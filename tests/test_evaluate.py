@@ -228,6 +228,36 @@ def test_eval_command_usage_errors(invoke, bench, tmp_path):
     assert both.exit_code == 2 and "not both" in both.stderr
 
 
+def test_eval_command_degradation_chain_is_recorded_and_reproducible(invoke, bench, tmp_path):
+    runs = {}
+    for name, chain in [
+        ("clean", "bicubic"),
+        ("jpeg", "bicubic+jpeg75"),
+        ("again", "BICUBIC+jpeg75"),
+    ]:
+        out = tmp_path / f"{name}.json"
+        result = invoke("eval", bench, "--json", out, "--degradation", chain)
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads(out.read_text())
+    assert runs["clean"]["degradation"] == "bicubic"
+    assert runs["clean"]["protocol"] == evaluate.PROTOCOL
+    assert runs["jpeg"]["degradation"] == "bicubic+jpeg75"
+    assert "bicubic+jpeg75" in runs["jpeg"]["protocol"]["degradation"]
+    bicubic = {name: [r["bicubic_psnr"] for r in data["images"]] for name, data in runs.items()}
+    assert bicubic["jpeg"] == bicubic["again"] and bicubic["jpeg"] != bicubic["clean"]
+
+
+def test_eval_command_tta_and_chain_errors(invoke, bench, tmp_path):
+    out = tmp_path / "tta.json"
+    result = invoke("eval", bench, "--tta", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["tta"] is True and ", tta)" in result.stderr
+    bad = invoke("eval", bench, "--degradation", "bicubic+sharpen3")
+    assert bad.exit_code == 2 and "unknown degradation step 'sharpen3'" in bad.stderr
+    record = invoke("eval", bench, "--degradation", "bicubic+noise5", "--record")
+    assert record.exit_code == 2 and "--record stores the published protocol" in record.stderr
+
+
 @needs_lpips
 def test_eval_command_with_lpips(invoke, bench, tmp_path):
     out = tmp_path / "eval.json"
@@ -253,7 +283,14 @@ def test_compare_command_writes_the_sheet(invoke, tiny_weights, tmp_path):
     with Image.open(sheet) as img:
         # bicubic | tiny | original, 40 px crops shown x2
         assert img.size == (3 * 80 + 4 * 4, 14 + 80 + 8) and img.mode == "RGB"
+        clean = np.asarray(img)
     assert not [p for p in sheet.parent.iterdir() if p.name.startswith(".")]
+    damaged = invoke(*argv, "--degradation", "bicubic+jpeg30", weights=False)
+    assert damaged.exit_code == 0 and "bicubic+jpeg30" in damaged.stderr
+    with Image.open(sheet) as img:  # the bicubic and model panels change, the original not
+        jpeg = np.asarray(img)
+    assert not np.array_equal(jpeg[:, : 2 * 84], clean[:, : 2 * 84])
+    np.testing.assert_array_equal(jpeg[:, -84:], clean[:, -84:])
 
 
 @pytest.mark.parametrize(
@@ -262,6 +299,7 @@ def test_compare_command_writes_the_sheet(invoke, tiny_weights, tmp_path):
         (("--models", "srgna"), "neither a shipped model"),
         (("--crop", "1,2,3"), "four integers"),
         (("--crop", "0,0,0,8"), "W and H > 0"),
+        (("--degradation", "gauss"), "must start with a resizer"),
     ],
 )
 def test_compare_command_usage_errors(invoke, rgb_png, tmp_path, args, message):

@@ -20,9 +20,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli import SCALE
+from srgan_cli.degrade import DEFAULT_CHAIN, Chain, image_seed, parse_chain
 from srgan_cli.errors import UsageError
 from srgan_cli.imageio import read_image
-from srgan_cli.metrics import bicubic_downscale, bicubic_upscale, crop_to_multiple, psnr, ssim
+from srgan_cli.metrics import bicubic_upscale, crop_to_multiple, psnr, ssim
 from srgan_cli.tiling import DEFAULT_TILE_PAD
 
 BORDER = SCALE
@@ -40,7 +41,19 @@ PROTOCOL: dict[str, Any] = {
     "lpips": "LPIPS-Alex v0.1 on RGB, no border shaved",
     "baseline": "Pillow BICUBIC x4",
 }
-"""How the numbers were made; written into the JSON next to them."""
+"""How the numbers were made (for the default chain); written into the JSON next to them."""
+
+
+def protocol(chain: str = DEFAULT_CHAIN) -> dict[str, Any]:
+    """``PROTOCOL`` with its degradation line saying which chain made the LR inputs."""
+    if chain == DEFAULT_CHAIN:
+        return PROTOCOL
+    steps = (
+        f"crop HR to a multiple of 4, then the chain {chain!r} (srgan_cli.degrade.parse_chain): "
+        "Pillow resizer x1/4, then JPEG (Pillow, 4:2:0) / Gaussian noise (sigma in grey "
+        "levels) in order; noise seeded by zlib.crc32 of 'set/image'"
+    )
+    return {**PROTOCOL, "degradation": steps}
 
 
 class SuperResolver(Protocol):
@@ -110,13 +123,15 @@ class Evaluation:
     images: tuple[ImageScore, ...]
     sets: tuple[SetScore, ...]
     seconds: float
+    degradation: str = DEFAULT_CHAIN
 
     def to_dict(self, **run_info: Any) -> dict[str, Any]:
         """JSON-ready content: ``run_info`` (version, precision...), protocol, sets, images."""
         return {
             "model": self.model,
             **run_info,
-            "protocol": PROTOCOL,
+            "degradation": self.degradation,
+            "protocol": protocol(self.degradation),
             "total_s": round(self.seconds, 3),
             "sets": [_rounded(asdict(score)) for score in self.sets],
             "images": [_rounded(asdict(score)) for score in self.images],
@@ -181,10 +196,16 @@ def score_image(
     *,
     set_name: str = "",
     image_name: str = "",
+    chain: Chain | None = None,
 ) -> ImageScore:
-    """Run the protocol on one HxWx3 uint8 HR image: the model and bicubic from the same LR."""
+    """Run the protocol on one HxWx3 uint8 HR image: the model and bicubic from the same LR.
+
+    ``chain`` (default: the published protocol's Pillow bicubic x1/4) makes the LR; its
+    noise is seeded by the image's set and name, so every run scores the same inputs.
+    """
     hr = crop_to_multiple(hr)
-    lr = bicubic_downscale(hr)
+    chain = chain or parse_chain(DEFAULT_CHAIN)
+    lr = chain.apply(hr, seed=image_seed(f"{set_name}/{image_name}"))
     started = time.perf_counter()
     sr = model.upscale(lr)
     seconds = time.perf_counter() - started
@@ -226,8 +247,13 @@ def evaluate(
     model: SuperResolver,
     lpips: Lpips | None = None,
     on_image: Callable[[ImageScore], None] | None = None,
+    degradation: str = DEFAULT_CHAIN,
 ) -> Evaluation:
-    """Score every image of every set; ``on_image`` is called after each (for progress)."""
+    """Score every image of every set; ``on_image`` is called after each (for progress).
+
+    ``degradation`` names the chain that makes the LR inputs (``degrade.parse_chain``).
+    """
+    chain = parse_chain(degradation)
     started = time.perf_counter()
     rows: list[ImageScore] = []
     summaries: list[SetScore] = []
@@ -235,14 +261,20 @@ def evaluate(
         scores = []
         for path in bench.images:
             score = score_image(
-                load_hr(path), model, lpips, set_name=bench.name, image_name=path.name
+                load_hr(path),
+                model,
+                lpips,
+                set_name=bench.name,
+                image_name=path.name,
+                chain=chain,
             )
             scores.append(score)
             if on_image is not None:
                 on_image(score)
         rows.extend(scores)
         summaries.append(summarise(bench.name, scores))
-    return Evaluation(model.name, tuple(rows), tuple(summaries), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Evaluation(model.name, tuple(rows), tuple(summaries), seconds, chain.name)
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -348,10 +380,14 @@ def _check_box(box: Box, height: int, width: int) -> Box:
 
 
 def comparison_panels(
-    hr: np.ndarray, models: Sequence[SuperResolver], box: Box | None = None
+    hr: np.ndarray,
+    models: Sequence[SuperResolver],
+    box: Box | None = None,
+    chain: Chain | None = None,
 ) -> tuple[Box, list[tuple[str, np.ndarray]]]:
-    """The same crop, upscaled each way from the protocol's LR: bicubic, each model, HR.
+    """The same crop, upscaled each way from one LR: bicubic, each model, HR.
 
+    The LR is made by ``chain`` (default: the protocol's bicubic x1/4; noise seed 0).
     ``box`` is snapped to the 4 px grid (None: ``default_crop``). Only the LR region around
     the crop, with ``DEFAULT_TILE_PAD`` px of context, is upscaled: the same pixels as the
     whole image (see ``tiling``), at a fraction of the cost on large photos.
@@ -359,7 +395,7 @@ def comparison_panels(
     hr = crop_to_multiple(hr)
     height, width = hr.shape[:2]
     box = _check_box(default_crop(hr) if box is None else box, height, width)
-    lr = bicubic_downscale(hr)
+    lr = (chain or parse_chain(DEFAULT_CHAIN)).apply(hr, seed=0)
     pad = DEFAULT_TILE_PAD
     top, left = max(0, box.y // SCALE - pad), max(0, box.x // SCALE - pad)
     bottom = min(lr.shape[0], (box.y + box.h) // SCALE + pad)
@@ -402,11 +438,12 @@ def comparison_sheet(
     models: Sequence[SuperResolver],
     box: Box | None = None,
     zoom: int = ZOOM,
+    chain: Chain | None = None,
 ) -> tuple[Box, np.ndarray]:
     """bicubic | each model | original (HR) for one crop of an HxWx3 uint8 HR image.
 
     Returns the crop used (snapped to the 4 px grid) and the sheet, HxWx3 uint8 RGB of
     ``sheet_size(len(models) + 2, box.w, box.h, zoom)``.
     """
-    box, panels = comparison_panels(hr, models, box)
+    box, panels = comparison_panels(hr, models, box, chain)
     return box, draw_sheet(panels, zoom)

@@ -28,6 +28,7 @@ Examples:
   srgan compare photo.png -o sheet.png                  # the most detailed 96x96 crop
   srgan compare photo.png -o sheet.png --crop 120,64,96,96 --models srgan
   srgan compare photo.png -o sheet.png --models srgan,runs/gan/best.weights.h5
+  srgan compare photo.png -o sheet.png --models srgan,real --degradation bicubic+jpeg75
 """
 
 
@@ -62,9 +63,22 @@ Examples:
     show_default=True,
     help="Nearest-neighbour magnification of every panel.",
 )
+@click.option(
+    "--degradation",
+    default="bicubic",
+    show_default=True,
+    metavar="CHAIN",
+    help="How the LR input is made from IMAGE, as in 'srgan eval' (e.g. bicubic+jpeg75).",
+)
 @precision_option
 def compare(
-    image: Path, output: Path, crop: str | None, models: str, zoom: int, precision: str
+    image: Path,
+    output: Path,
+    crop: str | None,
+    models: str,
+    zoom: int,
+    degradation: str,
+    precision: str,
 ) -> None:
     """Draw bicubic | each model | original side by side, for one crop of an HR IMAGE.
 
@@ -72,18 +86,20 @@ def compare(
     back each way, so the panels show how much of its detail each method recovers.
     """
     from srgan_cli import evaluate
+    from srgan_cli.degrade import parse_chain
     from srgan_cli.imageio import encode_png, write_atomic
 
+    chain = parse_chain(degradation)
     box = _parse_crop(crop)
     hr = evaluate.load_hr(image)
     upscalers = [_compare_upscaler(item, precision) for item in _model_list(models)]
-    used, sheet = evaluate.comparison_sheet(hr, upscalers, box, zoom)
+    used, sheet = evaluate.comparison_sheet(hr, upscalers, box, zoom, chain)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, encode_png(sheet, None, "RGB", compress_level=9))
     height, width = sheet.shape[:2]
     click.echo(
         f"srgan compare: {output} ({width}x{height}), crop {used.x},{used.y},{used.w},{used.h} "
-        f"of {image}",
+        f"of {image}, {chain.name}",
         err=True,
     )
 

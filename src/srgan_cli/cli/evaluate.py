@@ -19,7 +19,9 @@ from srgan_cli.cli.options import (
     model_options,
     quiet_tensorflow_startup,
     stderr_is_terminal,
+    tta_option,
 )
+from srgan_cli.errors import UsageError
 
 # Mirrors lpips.DEFAULT_LPIPS_WEIGHTS (importing lpips would pull in numpy for --help);
 # tests/test_evaluate.py checks that they agree.
@@ -30,11 +32,15 @@ Examples:
   srgan eval ../shared/datasets/benchmark/Set5 --model srresnet
   srgan eval Set5 Set14 BSD100 --json eval.json --markdown
   srgan eval Set5 --weights runs/gan/best.weights.h5 --lpips-weights lpips_alex.npz
+  srgan eval BSD100 --model real --degradation bicubic+jpeg75   # photos from the wild
 
 \b
 Protocol: crop HR to a multiple of 4, Pillow bicubic x1/4, upscale (tiling included), then
 PSNR and SSIM (Gaussian 11x11, sigma 1.5) on the Y channel (BT.601, 16-235) with a 4 px
 border shaved, and LPIPS-Alex on RGB. Pillow bicubic x4 is scored alongside as the baseline.
+--degradation CHAIN replaces the x1/4 step: a resizer (bicubic, bilinear, lanczos, box,
+nearest), then '+'-joined jpegQ (quality Q) and noiseS (Gaussian, sigma S grey levels) steps
+in order, e.g. lanczos+jpeg80; noise is seeded per image, so every row is reproducible.
 """
 
 
@@ -47,6 +53,15 @@ border shaved, and LPIPS-Alex on RGB. Pillow bicubic x4 is scored alongside as t
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 @model_options
+@tta_option
+@click.option(
+    "--degradation",
+    default="bicubic",
+    show_default=True,
+    metavar="CHAIN",
+    help="How the LR inputs are made: a resizer then jpegQ / noiseS steps joined by '+' "
+    "(e.g. bicubic+jpeg75); bicubic is the published protocol.",
+)
 @click.option(
     "--json",
     "json_path",
@@ -72,6 +87,8 @@ def eval_command(
     precision: str,
     tile: int | None,
     tile_pad: int,
+    tta: bool,
+    degradation: str,
     json_path: Path | None,
     markdown: bool,
     lpips_weights: Path | None,
@@ -86,14 +103,20 @@ def eval_command(
     from tqdm import tqdm
 
     from srgan_cli import evaluate
+    from srgan_cli.degrade import parse_chain
     from srgan_cli.imageio import write_atomic
 
+    chain = parse_chain(degradation).name  # a bad chain fails before the model loads
+    if record and (chain != "bicubic" or tta):
+        raise UsageError("--record stores the published protocol only (no --degradation/--tta)")
     sets = evaluate.benchmark_sets(directories)
-    upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
+    upscaler = load_upscaler(model, weights, precision, tile, tile_pad, tta)
     lpips, lpips_path = _load_lpips(lpips_weights)
     total = sum(len(bench.images) for bench in sets)
     with tqdm(total=total, unit="img", file=sys.stderr, disable=not stderr_is_terminal()) as bar:
-        result = evaluate.evaluate(sets, upscaler, lpips, on_image=lambda score: bar.update(1))
+        result = evaluate.evaluate(
+            sets, upscaler, lpips, on_image=lambda score: bar.update(1), degradation=chain
+        )
     if json_path is not None:
         content = result.to_dict(
             version=__version__,
@@ -102,6 +125,7 @@ def eval_command(
             precision=upscaler.precision_used,
             tile=upscaler.tile,
             tile_pad=upscaler.tile_pad,
+            tta=tta,
             lpips_weights=None if lpips_path is None else str(lpips_path),
         )
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +141,8 @@ def eval_command(
     seconds = time.perf_counter() - started
     click.echo(
         f"srgan eval: {total} images in {len(sets)} set{'' if len(sets) == 1 else 's'}, "
-        f"{upscaler.name} ({upscaler.precision_used}), {seconds:.1f} s",
+        f"{upscaler.name} ({upscaler.precision_used}{', tta' if tta else ''}), {chain}, "
+        f"{seconds:.1f} s",
         err=True,
     )
 

@@ -71,6 +71,12 @@ tile_pad_option = click.option(
     help="Input pixels of context around each tile (hides the seams).",
 )
 MODEL_OPTIONS = (model_option, weights_option, precision_option, tile_option, tile_pad_option)
+tta_option = click.option(
+    "--tta",
+    is_flag=True,
+    help="Self-ensemble: average the model over the 8 flips/rotations of each tile "
+    "(slightly more accurate, 8x the model time).",
+)
 
 
 def model_options(func: F) -> F:
@@ -86,6 +92,7 @@ def load_upscaler(
     precision: str,
     tile: int | None,
     tile_pad: int,
+    tta: bool = False,
 ) -> Upscaler:
     """Build the ``Upscaler`` from the shared model options (imports TensorFlow)."""
     if model is not None and weights is not None:
@@ -93,7 +100,7 @@ def load_upscaler(
     with quiet_tensorflow_startup():
         from srgan_cli.pipeline import Upscaler
 
-        return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad)
+        return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
 
 
 @contextlib.contextmanager
