@@ -36,7 +36,7 @@ from srgan_cli.imageio import (
     save_png,
     write_atomic,
 )
-from srgan_cli.jobs import Job, output_is_up_to_date, same_file
+from srgan_cli.jobs import Job, OutputClaims
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
 
@@ -307,8 +307,9 @@ class _Batch:
         self.stdout = stdout
         self.on_image = on_image
         self.on_tile = on_tile
-        self.inputs = {_real(job.input) for job in self.jobs if job.input is not None}
-        self.claimed: dict[str, str] = {}
+        self.claims = OutputClaims(
+            self.jobs, overwrite=options.overwrite, skip_existing=options.skip_existing
+        )
         self.results: list[ImageResult] = []
         self.stop = threading.Event()
         self.loaded: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
@@ -370,26 +371,9 @@ class _Batch:
 
     def _check_output(self, work: _Work) -> None:
         """Refuse outputs that are inputs or already claimed; apply overwrite/skip rules."""
-        job, result = work.job, work.result
-        if job.output is None:
-            return
-        target = _real(job.output)
-        if target in self.inputs or same_file(job.output, job.input):
-            result.error = f"{job.display_name}: refusing to overwrite input file {job.output}"
-            return
-        if target in self.claimed:
-            first = self.claimed[target]
-            result.error = f"{job.display_name}: output {job.output} is also the output of {first}"
-            return
-        self.claimed[target] = job.display_name
-        if not job.output.exists():
-            return
-        if self.options.skip_existing and output_is_up_to_date(job.output, job.input):
-            result.skipped = True
-        elif not (self.options.overwrite or self.options.skip_existing):
-            result.error = (
-                f"{job.display_name}: {job.output} exists (use --overwrite or --skip-existing)"
-            )
+        decision = self.claims.check(work.job)
+        work.result.error = decision.error
+        work.result.skipped = decision.skip
 
     def _load(self, work: _Work) -> None:
         job, result = work.job, work.result
@@ -500,11 +484,6 @@ class _Batch:
             except queue.Full:
                 continue
         return False
-
-
-def _real(path: Path) -> str:
-    """Canonical path for comparisons: symlinks resolved, works for paths that do not exist."""
-    return os.path.realpath(path)
 
 
 def _output_name(job: Job) -> str:
