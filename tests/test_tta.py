@@ -51,3 +51,23 @@ def test_upscaler_tta_is_tiling_safe_and_differs_from_a_single_pass(tiny_weights
     assert whole.shape == (160, 144, 3)
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
     assert np.abs(whole.astype(int) - single.astype(int)).max() > 0
+
+
+@pytest.mark.slow
+def test_upscale_command_tta(tiny_weights, rgb_png, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from srgan_cli.cli import main
+
+    outputs = {}
+    for name, extra in [("plain", []), ("tta", ["--tta"]), ("tta_tiled", ["--tta", "--tile", "4"])]:
+        out = tmp_path / f"{name}.png"
+        argv = ["upscale", str(rgb_png), "-o", str(out), "--weights", str(tiny_weights), *extra]
+        result = CliRunner().invoke(main, [*argv, "--precision", "fp32", "-q"])
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as img:
+            outputs[name] = np.asarray(img).astype(int)
+    assert outputs["tta"].shape == outputs["plain"].shape == (40, 48, 3)
+    assert np.abs(outputs["tta"] - outputs["tta_tiled"]).max() <= 1
+    assert np.abs(outputs["tta"] - outputs["plain"]).max() > 0
