@@ -41,6 +41,7 @@ IMAGE_KEYS = {
     "total_s",
     "skipped",
     "notes",
+    "node",
 }
 REPORT_KEYS = {"version", "model", "precision", "threads", "startup_s", "total_s", "images"}
 

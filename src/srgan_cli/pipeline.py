@@ -15,6 +15,7 @@ import io
 import json
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -209,6 +210,8 @@ class ImageResult:
 
     ``total_s`` is load + infer + save for this image (time waiting in queues excluded);
     the batch's wall time is the report's ``total_s``. ``error`` is one line naming the file.
+    ``node`` is the machine that did the work (a Ray run names the Ray node, see
+    ``ray_engine.node_name``), so a report merged from many machines says where each ran.
     """
 
     input: str
@@ -223,6 +226,7 @@ class ImageResult:
     error: str | None = None
     skipped: bool = False
     notes: list[str] = field(default_factory=list)
+    node: str = field(default_factory=socket.gethostname)
 
     @property
     def ok(self) -> bool:
