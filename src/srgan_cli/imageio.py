@@ -2,10 +2,12 @@
 
 Arrays in, arrays out: ``read_image`` turns a file (or bytes) into a ``DecodedImage`` holding
 RGB pixels (HxWx3 uint8, or uint16 for 16-bit grayscale), the alpha channel kept apart (the
-model only sees colour) and the mode the output should have. ``encode_png`` turns upscaled
-arrays back into PNG bytes in that mode, and ``write_atomic`` puts them on disk so a crash or
-Ctrl-C never leaves a half-written output. Every refused input raises ``ImageError`` with one
-line that names the file. No model code here, and no TensorFlow import.
+model only sees colour) and the mode the output should have. ``save_image`` writes upscaled
+arrays in that mode as PNG (our streaming writer), JPEG, WebP or TIFF (Pillow), and
+``write_atomic`` puts them on disk so a crash or Ctrl-C never leaves a half-written output.
+``from_array``/``from_pil`` and ``to_array``/``to_pil`` carry the library's own types.
+Every refused input raises ``ImageError`` with one line that names the file. No model code
+here, and no TensorFlow import.
 """
 
 from __future__ import annotations
@@ -26,16 +28,12 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from srgan_cli.errors import ImageError
+from srgan_cli.formats import DEFAULT_COMPRESS_LEVEL, OutputFormat
 
 DEFAULT_MAX_PIXELS: int = 50_000_000
 """Most input pixels (width * height) accepted; 50 MP is a large camera photo. Bigger inputs
 are refused from the header, before decoding, so a decompression bomb gives an ImageError
 rather than an out-of-memory kill (the 4x output of 50 MP is already 800 MP)."""
-
-DEFAULT_COMPRESS_LEVEL: int = 1
-"""zlib level for output PNGs. PNG encoding is a visible share of per-image time, so favour
-speed: on a 1 MP bicubic-upscaled test image level 1 encoded in 50-90 ms against 220-430 ms at
-Pillow's default 6 (2.9 s at 9), for files 20-35% larger. Pass 6-9 where size matters more."""
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 """Pillow formats we try. Restricting the list keeps exotic decoders (EPS runs Ghostscript)
@@ -360,7 +358,7 @@ def save_png(
     rows = max(1, _PNG_STRIP_BYTES // (width * bpp))
     for top in range(0, height, rows):
         strip_alpha = None if alpha is None else alpha[top : top + rows]
-        strip = _png_array(pixels[top : top + rows], strip_alpha, mode)
+        strip = output_array(pixels[top : top + rows], strip_alpha, mode)
         data = compressor.compress(_sub_filtered(strip, bpp))
         if data:
             _write_chunk(stream, b"IDAT", data)
@@ -386,7 +384,7 @@ def _write_chunk(stream: BinaryIO, kind: bytes, data: bytes) -> None:
     stream.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
 
 
-def _png_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray:
+def output_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray:
     """The array to store for ``mode``: validated, depth-adjusted, luma or RGB, + alpha."""
     _check_encode_args(pixels, alpha, mode)
     depth = np.uint16 if mode == "I;16" else np.uint8
@@ -433,6 +431,97 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
         weighted = block[..., 0] * red + block[..., 1] * green + block[..., 2] * blue
         out[top : top + rows] = (weighted + 500) // 1000
     return out
+
+
+_PILLOW_FORMAT = {"jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+
+
+def save_image(stream: BinaryIO, image: DecodedImage, output: OutputFormat) -> None:
+    """Write ``image`` to ``stream`` in ``output``'s format (see ``formats``).
+
+    PNG goes through ``save_png``, a strip at a time. JPEG, WebP and TIFF go through Pillow,
+    which needs the whole picture as one ``Image`` first: a full-size copy of the output on
+    top of our arrays (BENCHMARKS.md says what that costs). The ICC profile is embedded when
+    its colour space fits the stored mode. TIFF is deflate-compressed (lossless). ValueError
+    for a mode the format cannot store: callers check ``output.refusal`` first.
+    """
+    if output.name == "png":
+        args = (image.pixels, image.alpha, image.mode, image.icc_profile)
+        save_png(stream, *args, compress_level=output.compress_level)
+        return
+    stored = output.stored_mode(image.mode)
+    picture = _pillow_picture(image, stored)
+    options: dict[str, object] = {"compression": "tiff_adobe_deflate"}
+    if output.name != "tiff":
+        options = {"quality": output.quality}
+    profile = image.icc_profile
+    if profile and profile[16:20] == _ICC_SPACE[stored]:
+        options["icc_profile"] = profile
+    picture.save(stream, _PILLOW_FORMAT[output.name], **options)
+
+
+def encode_image(image: DecodedImage, output: OutputFormat) -> bytes:
+    """``save_image`` into bytes (for stdout and HTTP answers)."""
+    buffer = io.BytesIO()
+    save_image(buffer, image, output)
+    return buffer.getvalue()
+
+
+def _pillow_picture(image: DecodedImage, stored: str) -> Image.Image:
+    """The output as a Pillow image in mode ``stored`` (16-bit reduced to 8 where needed)."""
+    source = "L" if image.mode == "I;16" and stored != "I;16" else image.mode
+    picture = Image.fromarray(output_array(image.pixels, image.alpha, source))
+    return picture if picture.mode == stored else picture.convert(stored)
+
+
+# -- the library's own types ---------------------------------------------------------------
+
+
+def from_array(array: np.ndarray) -> DecodedImage:
+    """A caller's array as a ``DecodedImage``: HxW gray, HxWx3 RGB or HxWx4 RGBA.
+
+    uint8 or uint16 (a uint16 HxW array is 16-bit gray, "I;16"). No copy for HxWx3.
+    ValueError for other shapes and dtypes.
+    """
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"arrays must be uint8 or uint16, got {array.dtype}")
+    if array.ndim == 2:
+        return DecodedImage(_replicate(array), None, "I;16" if array.dtype == np.uint16 else "L")
+    if array.ndim == 3 and array.shape[2] == 3:
+        return DecodedImage(array, None, "RGB")
+    if array.ndim == 3 and array.shape[2] == 4:
+        colour, alpha = array[..., :3], array[..., 3]
+        return DecodedImage(np.ascontiguousarray(colour), np.ascontiguousarray(alpha), "RGBA")
+    raise ValueError(f"arrays must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+
+
+def to_array(image: DecodedImage) -> np.ndarray:
+    """The inverse of ``from_array``: HxW luma for gray modes, HxWx3, or HxWx4 with alpha.
+
+    The dtype is the pixels' (an uint16 RGB input comes back uint16).
+    """
+    colour = image.pixels if image.mode in ("RGB", "RGBA") else _luma(image.pixels)
+    return colour if image.alpha is None else np.dstack((colour, image.alpha))
+
+
+def from_pil(picture: Image.Image, name: str = "image") -> DecodedImage:
+    """A caller's Pillow image as a ``DecodedImage``, by ``read_image``'s mode rules.
+
+    Palette and CMYK become RGB(A), 16-bit gray stays 16-bit, alpha is split off, a fitting
+    ICC profile (``picture.info["icc_profile"]``) is kept. Unlike files, no EXIF rotation:
+    the caller's pixels are taken as they are.
+    """
+    with _pillow_errors(name, "cannot read pixels"):
+        picture.load()
+    return _to_decoded(picture, name, [])
+
+
+def to_pil(image: DecodedImage) -> Image.Image:
+    """A ``DecodedImage`` as a Pillow image in its output mode, ICC profile in ``info``."""
+    picture = Image.fromarray(output_array(image.pixels, image.alpha, image.mode))
+    if image.icc_profile:
+        picture.info["icc_profile"] = image.icc_profile
+    return picture
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], None]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srgan_cli.errors import UsageError
+from srgan_cli.formats import DEFAULT_FORMAT, OutputFormat, format_for_path
 
 DEFAULT_SUFFIX = "_x4"
 """Added to the stem of outputs written beside their input."""
@@ -32,11 +33,16 @@ _GLOB_MAGIC = re.compile(r"[*?[]")
 
 @dataclass
 class Job:
-    """One image to do: ``input`` None reads ``stdin_bytes``; ``output`` None writes stdout."""
+    """One image to do: ``input`` None reads ``stdin_bytes``; ``output`` None writes stdout.
+
+    ``format`` is the output format's name (``formats.FORMATS``), agreeing with the
+    output's extension.
+    """
 
     input: Path | None
     output: Path | None
     display_name: str
+    format: str = DEFAULT_FORMAT
 
 
 @dataclass(frozen=True)
@@ -123,39 +129,59 @@ def _glob_root(pattern: str) -> Path:
 
 
 def plan_jobs(
-    patterns: Sequence[str], output: str | None, *, recursive: bool, suffix: str = DEFAULT_SUFFIX
+    patterns: Sequence[str],
+    output: str | None,
+    *,
+    recursive: bool,
+    suffix: str = DEFAULT_SUFFIX,
+    output_format: str | None = None,
 ) -> list[Job]:
     """INPUT arguments and ``-o`` -> jobs with their output paths (None = stdout).
 
     One file: ``-o`` is the output file ('-' = stdout; an existing directory gets
-    <stem>.png). Several inputs, a directory or a glob: ``-o`` is a directory and each
-    output is DIR/<path relative to its root>/<stem>.png. No ``-o``: <stem><suffix>.png
-    beside each input; stdin goes to stdout.
+    <stem>.<ext>), and its extension picks the format. Several inputs, a directory or a glob:
+    ``-o`` is a directory and each output is DIR/<path relative to its root>/<stem>.<ext>.
+    No ``-o``: <stem><suffix>.<ext> beside each input; stdin goes to stdout. ``<ext>`` and
+    the format of stdout and of an extensionless ``-o`` come from ``output_format`` (default
+    png). UsageError (exit 2) for an unknown ``-o`` extension, or one that contradicts
+    ``output_format``.
     """
+    chosen = output_format or DEFAULT_FORMAT
+    ext = OutputFormat(chosen).extension
     sources = find_inputs(patterns, recursive=recursive)
     if output is None:
-        return [Job(s.path, _beside(s.path, suffix), s.display_name) for s in sources]
+        return [Job(s.path, _beside(s.path, suffix, ext), s.display_name, chosen) for s in sources]
     batch = len(sources) > 1 or any(s.root is not None for s in sources)
     if not batch:
         (source,) = sources
-        return [Job(source.path, _single_output(source, output), source.display_name)]
+        target = _single_output(source, output, ext)
+        named = chosen if target is None else _format_of(target, output_format)
+        return [Job(source.path, target, source.display_name, named)]
     out_dir = _output_directory(output, len(sources))
     sources = _outside(out_dir, sources)
-    return [Job(s.path, _in_directory(out_dir, s), s.display_name) for s in sources]
+    return [Job(s.path, _in_directory(out_dir, s, ext), s.display_name, chosen) for s in sources]
 
 
-def _beside(path: Path | None, suffix: str) -> Path | None:
-    return None if path is None else path.with_name(f"{path.stem}{suffix}.png")
+def _format_of(target: Path, requested: str | None) -> str:
+    """The format an output file's extension asks for; ``requested`` must agree with it."""
+    named = format_for_path(target, default=requested or DEFAULT_FORMAT)
+    if requested is not None and named != requested:
+        raise UsageError(f"--format {requested} contradicts the extension of -o {target}")
+    return named
 
 
-def _single_output(source: InputFile, output: str) -> Path | None:
-    """'-' is stdout; an existing directory (or a path ending in '/') gets <stem>.png."""
+def _beside(path: Path | None, suffix: str, ext: str) -> Path | None:
+    return None if path is None else path.with_name(f"{path.stem}{suffix}{ext}")
+
+
+def _single_output(source: InputFile, output: str, ext: str) -> Path | None:
+    """'-' is stdout; an existing directory (or a path ending in '/') gets <stem><ext>."""
     if output == STDIN:
         return None
     target = Path(output)
     as_directory = target.is_dir() or output.endswith(("/", os.sep))
     if as_directory and source.path is not None:
-        return target / f"{source.path.stem}.png"
+        return target / f"{source.path.stem}{ext}"
     return target
 
 
@@ -186,9 +212,9 @@ def _output_directory(output: str, count: int) -> Path:
     return target
 
 
-def _in_directory(out_dir: Path, source: InputFile) -> Path:
+def _in_directory(out_dir: Path, source: InputFile, ext: str) -> Path:
     assert source.path is not None
-    name = f"{source.path.stem}.png"
+    name = f"{source.path.stem}{ext}"
     if source.root is None:
         return out_dir / name
     return out_dir / source.path.parent.relative_to(source.root) / name

@@ -1,8 +1,9 @@
 """The data path: resolve weights -> load -> tile -> infer -> save -> report.
 
 ``Upscaler`` is the core object (like rembg's session): it loads the generator once and turns
-HxWx3 uint8/uint16 arrays into 4x arrays of the same dtype. ``run_jobs`` runs a batch of
-files through it with decoding and PNG encoding on two helper threads, so the model (which
+numpy arrays or PIL Images into upscaled ones of the same type (4x, or ``outscale`` times
+with a Lanczos resize after the model). ``run_jobs`` runs a batch of files through it with
+decoding and encoding (PNG, JPEG, WebP or TIFF) on two helper threads, so the model (which
 releases the GIL inside TensorFlow) is rarely idle. No click, no globbing, no progress bars:
 front ends plan ``Job`` objects with ``srgan_cli.jobs`` and show progress through the
 callbacks.
@@ -21,23 +22,29 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from srgan_cli import SCALE
 from srgan_cli.errors import ImageError, UsageError
+from srgan_cli.formats import DEFAULT_QUALITY, OutputFormat
 from srgan_cli.imageio import (
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     DecodedImage,
-    encode_png,
+    encode_image,
+    from_array,
+    from_pil,
     read_image,
-    save_png,
+    save_image,
+    to_array,
+    to_pil,
     write_atomic,
 )
 from srgan_cli.jobs import Job, OutputClaims
+from srgan_cli.resize import check_outscale, output_size, resize_alpha, resize_pixels
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
 
@@ -63,6 +70,8 @@ _POLL_S = 0.1
 """How often blocked helper threads look at the stop flag (bounds Ctrl-C latency)."""
 
 OnTile = Callable[[], None]
+ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
+"""What the library takes and gives back: a numpy array or a PIL Image, the same type out."""
 
 
 def cpu_features(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, bool]:
@@ -107,17 +116,9 @@ def inference_threads() -> int:
 
 
 def upscale_alpha(alpha: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    """HxW alpha (uint8/uint16) -> (scale*H)x(scale*W), Pillow BICUBIC, same dtype.
-
-    Why not the model: the generator is trained to invent photographic texture, which on a
-    mask becomes speckle and halos. Bicubic keeps flat regions exactly flat (fully opaque
-    stays 255) and edges smooth, so the mask stays a clean mask.
-    """
-    peak = float(np.iinfo(alpha.dtype).max)
+    """HxW alpha (uint8/uint16) -> (scale*H)x(scale*W), bicubic (see ``resize.resize_alpha``)."""
     height, width = alpha.shape
-    plane = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32))  # mode "F"
-    resized = np.asarray(plane.resize((width * scale, height * scale), Image.Resampling.BICUBIC))
-    return np.rint(np.clip(resized, 0.0, peak)).astype(alpha.dtype)
+    return resize_alpha(alpha, (width * scale, height * scale))
 
 
 class Upscaler:
@@ -182,8 +183,38 @@ class Upscaler:
         """How many model calls an image of ``height`` x ``width`` input pixels takes."""
         return len(plan_tiles(height, width, self.tile_size(height, width), self.tile_pad))
 
-    def upscale(self, pixels: np.ndarray, on_tile: OnTile | None = None) -> np.ndarray:
-        """HxWx3 uint8/uint16 RGB -> 4Hx4Wx3 of the same dtype; ``on_tile`` after each tile."""
+    def upscale(
+        self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float = SCALE
+    ) -> ImageLike:
+        """Upscale a numpy array or a PIL Image; the same type comes back.
+
+        Arrays: HxWx3 RGB, HxWx4 RGBA or HxW gray, uint8 or uint16 (the dtype is kept).
+        PIL Images: any mode ``read_image`` accepts; the result is in its output mode with the
+        ICC profile in ``info``. ``outscale`` (0 < F <= 4): the model's 4x, then a Lanczos
+        resize to F times the input size, rounded. ``on_tile`` is called after each tile.
+        """
+        if isinstance(image, np.ndarray):
+            return to_array(self.upscale_image(from_array(image), on_tile, outscale=outscale))
+        if isinstance(image, Image.Image):
+            return to_pil(self.upscale_image(from_pil(image), on_tile, outscale=outscale))
+        raise TypeError(f"expected a numpy array or a PIL Image, got {type(image).__name__}")
+
+    def upscale_image(
+        self, image: DecodedImage, on_tile: OnTile | None = None, *, outscale: float = SCALE
+    ) -> DecodedImage:
+        """Upscale a decoded image to ``outscale`` times its size (see ``resize``).
+
+        Colour goes through the model (4x), then Lanczos to the output size; alpha goes
+        straight to that size with bicubic (``resize.resize_alpha``). Mode, ICC profile and
+        notes are carried over, so the output is written in the input's mode.
+        """
+        size = output_size(*image.size, outscale)
+        rgb = resize_pixels(self._upscale_rgb(image.pixels, on_tile), size)
+        alpha = None if image.alpha is None else resize_alpha(image.alpha, size)
+        return DecodedImage(rgb, alpha, image.mode, image.icc_profile, list(image.notes))
+
+    def _upscale_rgb(self, pixels: np.ndarray, on_tile: OnTile | None = None) -> np.ndarray:
+        """HxWx3 uint8/uint16 RGB -> 4Hx4Wx3 of the same dtype, tiled; ``on_tile`` per tile."""
         height, width = pixels.shape[:2]
         return upscale_tiled(
             pixels,
@@ -192,16 +223,6 @@ class Upscaler:
             pad=self.tile_pad,
             on_tile=on_tile,
         )
-
-    def upscale_image(self, image: DecodedImage, on_tile: OnTile | None = None) -> DecodedImage:
-        """Upscale a decoded image: colour through the model, alpha bicubic (see upscale_alpha).
-
-        Mode, ICC profile and notes are carried over, so ``encode_png`` writes the output in
-        the input's mode.
-        """
-        rgb = self.upscale(image.pixels, on_tile)
-        alpha = None if image.alpha is None else upscale_alpha(image.alpha)
-        return DecodedImage(rgb, alpha, image.mode, image.icc_profile, list(image.notes))
 
 
 @dataclass
@@ -252,6 +273,8 @@ def run_jobs(
     jobs: Sequence[Job],
     *,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    quality: int = DEFAULT_QUALITY,
+    outscale: float = SCALE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     skip_existing: bool = False,
@@ -260,11 +283,14 @@ def run_jobs(
     on_image: Callable[[ImageResult], None] | None = None,
     on_tile: Callable[[int, int], None] | None = None,
 ) -> list[ImageResult]:
-    """Upscale every job to a PNG; one ``ImageResult`` per job, in job order.
+    """Upscale every job to ``outscale`` times its size in its ``job.format``; one
+    ``ImageResult`` per job, in job order.
 
-    A failure (unreadable input, existing output, write error) is recorded in that result
-    and the batch goes on. No job ever writes over an input of the batch, and two jobs never
-    write the same output. ``skip_existing`` skips an output at least as new as its input
+    ``compress_level`` (PNG, 0-9) and ``quality`` (JPEG/WebP, 1-100) tune the encoders.
+    A failure (unreadable input, existing output, an image its format cannot hold such as
+    alpha as JPEG, write error) is recorded in that result and the batch goes on. No job
+    ever writes over an input of the batch, and two jobs never write the same output.
+    ``skip_existing`` skips an output at least as new as its input
     (make-style) and redoes older ones; otherwise an existing output is an error unless
     ``overwrite``. ``on_image(result)`` is called from the writer thread, in job order, as
     each job finishes; ``on_tile(done, total)`` from the calling thread after each tile.
@@ -274,7 +300,9 @@ def run_jobs(
     batch = _Batch(
         upscaler,
         jobs,
-        _BatchOptions(compress_level, max_pixels, overwrite, skip_existing),
+        _BatchOptions(
+            compress_level, quality, check_outscale(outscale), max_pixels, overwrite, skip_existing
+        ),
         stdin_bytes,
         stdout,
         on_image,
@@ -286,9 +314,17 @@ def run_jobs(
 @dataclass(frozen=True)
 class _BatchOptions:
     compress_level: int
+    quality: int
+    outscale: float
     max_pixels: int
     overwrite: bool
     skip_existing: bool
+
+    def __post_init__(self) -> None:
+        self.output_format("png")  # a bad quality or level is a UsageError before any work
+
+    def output_format(self, name: str) -> OutputFormat:
+        return OutputFormat(name, self.quality, self.compress_level)
 
 
 class _Batch:
@@ -369,6 +405,8 @@ class _Batch:
             self._check_output(work)
             if work.result.ok:
                 self._load(work)
+            if work.result.ok and work.image is not None:
+                self._check_format(work)
             if not self._put(self.loaded, work):
                 return
         self._put(self.loaded, _DONE)
@@ -402,6 +440,19 @@ class _Batch:
             result.in_size = list(image.size)
             result.notes = list(image.notes)
         result.load_s = time.perf_counter() - start
+
+    def _check_format(self, work: _Work) -> None:
+        """Fail an image its output format cannot hold before the model spends time on it."""
+        image, result = work.image, work.result
+        assert image is not None
+        output = self.options.output_format(work.job.format)
+        size = output_size(*image.size, self.options.outscale)
+        reason = output.refusal(image.mode, size)
+        if reason is not None:
+            result.error = f"{work.job.display_name}: {reason}"
+            work.image = None
+            return
+        result.notes += output.notes(image.mode)
 
     # -- model (caller's thread) ---------------------------------------------------------
     def _infer_all(self) -> None:
@@ -438,7 +489,9 @@ class _Batch:
                 self.on_tile(done, result.tiles)
 
         start = time.perf_counter()
-        work.image = self.upscaler.upscale_image(image, on_tile=tile_finished)
+        work.image = self.upscaler.upscale_image(
+            image, on_tile=tile_finished, outscale=self.options.outscale
+        )
         result.infer_s = time.perf_counter() - start
         result.out_size = list(work.image.size)
 
@@ -461,14 +514,13 @@ class _Batch:
         job, result, image = work.job, work.result, work.image
         assert image is not None
         start = time.perf_counter()
-        args = (image.pixels, image.alpha, image.mode, image.icc_profile)
-        level = self.options.compress_level
+        output = self.options.output_format(job.format)
         try:
             if job.output is None:
-                self._write_stdout(encode_png(*args, compress_level=level))
+                self._write_stdout(encode_image(image, output))
             else:
                 job.output.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(job.output, lambda fh: save_png(fh, *args, compress_level=level))
+                write_atomic(job.output, lambda fh: save_image(fh, image, output))
         except OSError as err:
             result.error = f"{job.display_name}: cannot write {result.output}: {_reason(err)}"
         result.save_s = time.perf_counter() - start

@@ -23,8 +23,10 @@ from srgan_cli.cli.options import (
     load_upscaler,
     model_options,
     stderr_is_terminal,
+    tta_option,
 )
 from srgan_cli.errors import UsageError
+from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
 from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ UPSCALE_EPILOG = """\b
 Examples:
   srgan upscale photo.jpg                      # -> photo_x4.png
   srgan upscale photo.jpg -o big.png           # one input: -o is the output file
+  srgan upscale photo.jpg -o big.jpg --quality 90   # format from the extension
+  srgan upscale photos/ -o big/ --format webp  # a batch as WebP: big/<stem>.webp
+  srgan upscale photo.jpg --outscale 2         # 2x: the 4x model, then Lanczos to 2x
   srgan upscale photos/ -o big/ --report r.csv # a batch folder: -o is a directory
   srgan upscale photos/ -r -o big/ --skip-existing   # subfolders kept, up-to-date skipped
   srgan upscale 'photos/**/*.jpg' -o big/      # quoted: srgan expands the glob itself
@@ -56,8 +61,9 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     "--output",
     default=None,
     metavar="PATH",
-    help="One input: the output file ('-' = PNG on stdout). Several inputs, a directory or "
-    "a glob: the output directory (subfolders kept). Default: <stem>_x4.png beside each input.",
+    help="One input: the output file ('-' = stdout; .png .jpg .jpeg .webp .tif .tiff pick "
+    "the format). Several inputs, a directory or a glob: the output directory (subfolders "
+    "kept). Default: <stem>_x4.<ext> beside each input.",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories of INPUT.")
 @click.option(
@@ -67,12 +73,36 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     help="Added to the stem of outputs written beside their input.",
 )
 @model_options
+@tta_option
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     metavar="FILE",
     help="Write per-image sizes, tiles and timings to FILE (.json or .csv).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    default=None,
+    help="Output format for directories, stdout and outputs beside their input "
+    "[default: png; with -o FILE: its extension].",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=DEFAULT_QUALITY,
+    show_default=True,
+    help="JPEG/WebP quality.",
+)
+@click.option(
+    "--outscale",
+    type=click.FloatRange(0, 4, min_open=True),
+    default=4.0,
+    show_default=True,
+    metavar="F",
+    help="Output scale (0 < F <= 4): the 4x model, then a Lanczos resize to F x the input.",
 )
 @click.option(
     "--compress-level",
@@ -108,14 +138,18 @@ def upscale(
     precision: str,
     tile: int | None,
     tile_pad: int,
+    tta: bool,
     report: Path | None,
+    output_format: str | None,
+    quality: int,
+    outscale: float,
     compress_level: int,
     max_pixels: int,
     overwrite: bool,
     skip_existing: bool,
     quiet: bool,
 ) -> None:
-    """Upscale images 4x to PNG.
+    """Upscale images 4x (or --outscale) to PNG, JPEG, WebP or TIFF.
 
     INPUT is an image file, a directory (its image files; -r to descend), a glob pattern
     in quotes ('**' matches any depth) or '-' for standard input.
@@ -125,10 +159,12 @@ def upscale(
 
     if report is not None:
         pipeline.check_report_path(report)
-    jobs = plan_jobs(inputs, output, recursive=recursive, suffix=suffix)
+    jobs = plan_jobs(
+        inputs, output, recursive=recursive, suffix=suffix, output_format=output_format
+    )
     stdout = _stdout_for(jobs)
     stdin_bytes = _read_stdin() if any(job.input is None for job in jobs) else None
-    upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
+    upscaler = load_upscaler(model, weights, precision, tile, tile_pad, tta)
     startup_s = time.perf_counter() - started
     processing_started = time.perf_counter()
 
@@ -137,6 +173,8 @@ def upscale(
             upscaler,
             jobs,
             compress_level=compress_level,
+            quality=quality,
+            outscale=outscale,
             max_pixels=max_pixels,
             overwrite=overwrite,
             skip_existing=skip_existing,
@@ -169,7 +207,7 @@ def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
         return None
     stream = click.get_binary_stream("stdout")
     if stream.isatty():
-        raise UsageError("refusing to write PNG data to a terminal; use -o FILE or redirect")
+        raise UsageError("refusing to write image data to a terminal; use -o FILE or redirect")
     return stream
 
 
