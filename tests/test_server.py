@@ -64,7 +64,8 @@ def request(url: str, method: str = "GET", body: bytes | None = None, headers=No
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
     try:
-        connection.request(method, parts.path, body=body, headers=headers or {})
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        connection.request(method, target, body=body, headers=headers or {})
         response = connection.getresponse()
         return Answer(response.status, response.headers, response.read())
     finally:
@@ -87,9 +88,11 @@ def multipart(fields: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, dict[
     return b"".join(chunks), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
-def predict(base: str, data: bytes, filename: str = "photo.png", field: str = "image") -> Answer:
+def predict(
+    base: str, data: bytes, filename: str = "photo.png", field: str = "image", query: str = ""
+) -> Answer:
     body, headers = multipart({field: (filename, data)})
-    return request(f"{base}/model/predict", "POST", body, headers)
+    return request(f"{base}/model/predict{query}", "POST", body, headers)
 
 
 def png_bytes(tmp_path: Path, mode: str = "RGB", size=(12, 10), seed: int = 0) -> bytes:
@@ -193,6 +196,28 @@ def test_openapi_describes_both_endpoints(base):
     assert refs >= 3 and {"Error", "Metadata"} <= set(spec["components"]["schemas"])
 
 
+@pytest.mark.parametrize(("outscale", "size"), [("2", (24, 20)), ("3", (36, 30)), ("4", (48, 40))])
+def test_outscale_query_parameter(base, upscaler, tmp_path, outscale, size):
+    data = png_bytes(tmp_path, "RGBA", (12, 10), seed=12)
+    img = predict(base, data, query=f"?outscale={outscale}").image()
+    assert (img.mode, img.size) == ("RGBA", size)
+    expected = upscaler.upscale(Image.open(io.BytesIO(data)), outscale=float(outscale))
+    assert np.array_equal(np.asarray(img), np.asarray(expected))
+
+
+@pytest.mark.parametrize("outscale", ["0", "-1", "4.5", "nan", "two", ""])
+def test_bad_outscale_is_400(base, tmp_path, outscale):
+    answer = predict(base, png_bytes(tmp_path), query=f"?outscale={outscale}")
+    assert_error(answer, 400, "outscale")
+
+
+def test_openapi_documents_outscale(base):
+    predict_spec = request(f"{base}/openapi.json").json()["paths"]["/model/predict"]["post"]
+    (parameter,) = predict_spec["parameters"]
+    assert parameter["name"] == "outscale" and parameter["in"] == "query"
+    assert parameter["schema"]["maximum"] == 4 and parameter["schema"]["default"] == 4
+
+
 def test_index_page_links_the_api(base):
     answer = request(f"{base}/")
     assert answer.status == 200 and answer.headers.get_content_type() == "text/html"
@@ -264,7 +289,7 @@ def test_pixel_and_upload_limits(upscaler, tmp_path):
 
 
 def test_unexpected_error_is_json_500_and_logged(caplog):
-    def explode(image):
+    def explode(image, outscale=4.0):
         raise RuntimeError("model fell over")
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
@@ -333,7 +358,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
     active, peak = 0, 0
     counting = threading.Lock()
 
-    def slow_identity(image):
+    def slow_identity(image, outscale=4.0):
         nonlocal active, peak
         with counting:
             active += 1

@@ -3,8 +3,9 @@
 The project descends from a Docker REST service, and its users' scripts post images with
 ``curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png``.
 This module keeps that contract: ``POST /model/predict`` (multipart field ``image``) answers
-the 4x image as ``image/png``, ``GET /model/metadata`` describes the model in the seed's
-keys, and ``GET /openapi.json`` describes both.
+the 4x image as ``image/png`` (the query parameter ``outscale``, 0 < F <= 4, asks for another
+size, as ``srgan upscale --outscale`` does), ``GET /model/metadata`` describes the model in
+the seed's keys, and ``GET /openapi.json`` describes both.
 
 Why Flask: it is small, well kept and synchronous, and it is what the seed was built on.
 An async framework would buy nothing here: there is one model, and it must run one request
@@ -17,8 +18,8 @@ Each request takes the same path as ``srgan upscale``: ``read_image`` (pixel lim
 alpha, EXIF, ICC) -> ``Upscaler.upscale_image`` (tiling) -> ``encode_png``. Refusals are
 JSON ``{"status": "error", "message": ...}``:
 
-* 400: no ``image`` field, or the upload is not an image we can use: not an image,
-  damaged or truncated, or over ``max_pixels``. The pixel count is a property of the
+* 400: no ``image`` field, a bad ``outscale``, or the upload is not an image we can use:
+  not an image, damaged or truncated, or over ``max_pixels``. The pixel count is a property of the
   content, not of the request size, and ``read_image`` refuses all of these the same way.
 * 413: the request body is over ``max_upload_bytes`` (Flask's ``MAX_CONTENT_LENGTH``).
 * 404 / 405: unknown path / wrong method (405 carries the ``Allow`` header).
@@ -42,8 +43,9 @@ from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_a
 from werkzeug.utils import secure_filename
 
 from srgan_cli import SCALE, __version__
-from srgan_cli.errors import ImageError, SrganError
+from srgan_cli.errors import ImageError, SrganError, UsageError
 from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
+from srgan_cli.resize import MAX_OUTSCALE, check_outscale
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import Upscaler
@@ -64,6 +66,8 @@ DEFAULT_MAX_UPLOAD_MB: int = 32
 MIB = 1024 * 1024
 IMAGE_FIELD = "image"
 """The multipart form field holding the upload (the seed's name)."""
+OUTSCALE_PARAM = "outscale"
+"""Query parameter for the output scale (``srgan upscale --outscale``); default 4."""
 
 LISTEN_BACKLOG = 64
 """Connections the kernel holds until the accept loop takes them (werkzeug alone: 5)."""
@@ -85,9 +89,9 @@ class _ModelGate:
         self._upscaler = upscaler
         self._lock = threading.Lock()
 
-    def upscale(self, image: DecodedImage) -> DecodedImage:
+    def upscale(self, image: DecodedImage, outscale: float) -> DecodedImage:
         with self._lock:
-            return self._upscaler.upscale_image(image)
+            return self._upscaler.upscale_image(image, outscale=outscale)
 
 
 def create_app(
@@ -119,12 +123,13 @@ def create_app(
                 f"missing file field {IMAGE_FIELD!r}: send the image as multipart/form-data, "
                 f'e.g. curl -F "{IMAGE_FIELD}=@photo.png" -XPOST {request.base_url}'
             )
+        outscale = _outscale(request.args.get(OUTSCALE_PARAM))
         name = upload.filename or IMAGE_FIELD
         try:
             image = read_image(upload.read(), max_pixels=max_pixels, name=name)
         except ImageError as err:
             raise BadRequest(str(err)) from err
-        result = gate.upscale(image)
+        result = gate.upscale(image, outscale)
         data = encode_png(
             result.pixels, result.alpha, result.mode, result.icc_profile, compress_level
         )
@@ -163,6 +168,18 @@ def create_app(
         return response
 
     return app
+
+
+def _outscale(raw: str | None) -> float:
+    """The ``outscale`` query parameter (default 4); BadRequest (400) for a bad value."""
+    if raw is None:
+        return MAX_OUTSCALE
+    try:
+        return check_outscale(float(raw))
+    except ValueError:
+        raise BadRequest(f"{OUTSCALE_PARAM} must be a number, got {raw!r}") from None
+    except UsageError as err:
+        raise BadRequest(str(err)) from err
 
 
 def _error_json(message: str) -> str:
@@ -205,11 +222,30 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         "summary": f"Upscale an image {SCALE}x",
         "description": (
             "Upload one image (PNG, JPEG, BMP, TIFF, WebP or GIF) as the multipart field "
-            f"'{IMAGE_FIELD}'. The answer is a PNG {SCALE}x the width and height, in the "
-            "input's mode (RGBA, grayscale and 16-bit grayscale are kept; alpha is "
-            f"upscaled bicubically). At most {max_pixels:,} input pixels and "
-            f"{max_upload_bytes:,} bytes per request. Requests queue for the model."
+            f"'{IMAGE_FIELD}'. The answer is a PNG {SCALE}x the width and height (or "
+            f"'{OUTSCALE_PARAM}' times), in the input's mode (RGBA, grayscale and 16-bit "
+            "grayscale are kept; alpha is upscaled bicubically). At most "
+            f"{max_pixels:,} input pixels and {max_upload_bytes:,} bytes per request. "
+            "Requests queue for the model."
         ),
+        "parameters": [
+            {
+                "name": OUTSCALE_PARAM,
+                "in": "query",
+                "required": False,
+                "description": (
+                    f"Output scale F, 0 < F <= {MAX_OUTSCALE:g}: the model's {SCALE}x, then a "
+                    "Lanczos resize to F times the input size (rounded)"
+                ),
+                "schema": {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMinimum": True,
+                    "maximum": MAX_OUTSCALE,
+                    "default": MAX_OUTSCALE,
+                },
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {
@@ -228,8 +264,8 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
             },
             "400": error_response(
-                f"No '{IMAGE_FIELD}' field, or not a usable image: not an image, damaged or "
-                "truncated, or over the pixel limit"
+                f"No '{IMAGE_FIELD}' field, a bad '{OUTSCALE_PARAM}', or not a usable image: "
+                "not an image, damaged or truncated, or over the pixel limit"
             ),
             "413": error_response("Request body over the upload limit"),
         },
