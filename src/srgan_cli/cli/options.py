@@ -95,12 +95,18 @@ def load_upscaler(
     tta: bool = False,
 ) -> Upscaler:
     """Build the ``Upscaler`` from the shared model options (imports TensorFlow)."""
-    if model is not None and weights is not None:
-        raise UsageError("give --model or --weights, not both")
+    check_model_choice(model, weights)
     with quiet_tensorflow_startup():
         from srgan_cli.pipeline import Upscaler
 
         return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+
+
+def check_model_choice(model: str | None, weights: Path | None) -> None:
+    """--model and --weights both name the weights: refuse both at once (exit 2). Separate
+    from ``load_upscaler`` for front ends that load the model elsewhere (``--ray``)."""
+    if model is not None and weights is not None:
+        raise UsageError("give --model or --weights, not both")
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import click
 from srgan_cli import __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
+    check_model_choice,
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     load_upscaler,
@@ -28,9 +29,11 @@ from srgan_cli.cli.options import (
 from srgan_cli.errors import UsageError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
 from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
+from srgan_cli.shards import parse_shard, select_shard
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import ImageResult
+    from srgan_cli.ray_engine import RaySettings
 
 UPSCALE_EPILOG = """\b
 Examples:
@@ -125,6 +128,37 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     is_flag=True,
     help="Skip outputs at least as new as their input (make-style); redo older ones.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Do only part I of N (1-based) of the images, for job arrays (Slurm, Kubernetes "
+    "indexed Jobs): an image's part is a hash of its output path, the N parts are the whole.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Run on Ray (pip install 'srgan-cli[ray]'): 'local' starts one on this machine, "
+    "'auto' or HOST:PORT joins a cluster. Paths must be reachable from every node.",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Model copies (Ray actors) in all [default: per node, its CPUs - 1 over "
+    "--ray-cpus-per-actor, as its memory allows].",
+)
+@click.option(
+    "--ray-cpus-per-actor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    metavar="C",
+    help="CPUs reserved for, and TensorFlow threads of, each Ray actor.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary line.")
 @click.pass_context
 def upscale(
@@ -147,6 +181,10 @@ def upscale(
     max_pixels: int,
     overwrite: bool,
     skip_existing: bool,
+    shard: str | None,
+    ray_address: str | None,
+    ray_actors: int | None,
+    ray_cpus_per_actor: float,
     quiet: bool,
 ) -> None:
     """Upscale images 4x (or --outscale) to PNG, JPEG, WebP or TIFF.
