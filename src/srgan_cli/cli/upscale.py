@@ -18,9 +18,9 @@ import click
 from srgan_cli import __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
-    check_model_choice,
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
+    check_model_choice,
     load_upscaler,
     model_options,
     stderr_is_terminal,
@@ -197,46 +197,123 @@ def upscale(
 
     if report is not None:
         pipeline.check_report_path(report)
+    part = None if shard is None else parse_shard(shard)
     jobs = plan_jobs(
         inputs, output, recursive=recursive, suffix=suffix, output_format=output_format
     )
+    if part is not None:
+        jobs = select_shard(jobs, part, output)
+    model_kwargs = {
+        "model": model,
+        "weights": weights,
+        "precision": precision,
+        "tile": tile,
+        "tile_pad": tile_pad,
+        "tta": tta,
+    }
+    run_kwargs = {
+        "compress_level": compress_level,
+        "quality": quality,
+        "outscale": outscale,
+        "max_pixels": max_pixels,
+        "overwrite": overwrite,
+        "skip_existing": skip_existing,
+    }
+    show_progress = not quiet and stderr_is_terminal()
+    if ray_address is None:
+        results, header = _run_here(jobs, model_kwargs, run_kwargs, started, show_progress)
+    else:
+        from srgan_cli.ray_engine import RaySettings
+
+        settings = RaySettings(ray_address, ray_actors, ray_cpus_per_actor)
+        results, header = _run_on_ray(
+            jobs, settings, model_kwargs, run_kwargs, started, show_progress
+        )
+    if report is not None:
+        content = pipeline.build_report(results, version=__version__, **header)
+        pipeline.write_report(content, report)
+    if not quiet:
+        seconds = header["startup_s"] + header["total_s"]
+        click.echo(summary_line(results, seconds), err=True)
+    if any(result.error is not None for result in results):
+        ctx.exit(1)
+
+
+def _run_here(
+    jobs: Sequence[Job],
+    model_kwargs: dict[str, Any],
+    run_kwargs: dict[str, Any],
+    started: float,
+    show_progress: bool,
+) -> tuple[list[ImageResult], dict[str, Any]]:
+    """The jobs in this process; the results and the report's header fields."""
+    from srgan_cli import pipeline
+
     stdout = _stdout_for(jobs)
     stdin_bytes = _read_stdin() if any(job.input is None for job in jobs) else None
-    upscaler = load_upscaler(model, weights, precision, tile, tile_pad, tta)
+    upscaler = load_upscaler(**model_kwargs)
     startup_s = time.perf_counter() - started
     processing_started = time.perf_counter()
-
-    with _Progress(len(jobs), enabled=not quiet and stderr_is_terminal()) as progress:
+    with _Progress(len(jobs), enabled=show_progress) as progress:
         results = pipeline.run_jobs(
             upscaler,
             jobs,
-            compress_level=compress_level,
-            quality=quality,
-            outscale=outscale,
-            max_pixels=max_pixels,
-            overwrite=overwrite,
-            skip_existing=skip_existing,
+            **run_kwargs,
             stdin_bytes=stdin_bytes,
             stdout=stdout,
             on_image=progress.on_image,
             on_tile=progress.on_tile,
         )
-    total_s = time.perf_counter() - processing_started  # the report's contract: after startup
-    if report is not None:
-        content = pipeline.build_report(
-            results,
-            version=__version__,
-            model=upscaler.name,
-            precision=upscaler.precision_used,
-            threads=pipeline.inference_threads(),
-            startup_s=startup_s,
-            total_s=total_s,
+    header = {
+        "model": upscaler.name,
+        "precision": upscaler.precision_used,
+        "threads": pipeline.inference_threads(),
+        "startup_s": startup_s,
+        "total_s": time.perf_counter() - processing_started,  # the contract: after startup
+    }
+    return results, header
+
+
+def _run_on_ray(
+    jobs: Sequence[Job],
+    settings: RaySettings,
+    model_kwargs: dict[str, Any],
+    run_kwargs: dict[str, Any],
+    started: float,
+    show_progress: bool,
+) -> tuple[list[ImageResult], dict[str, Any]]:
+    """The jobs on Ray (``ray_engine``); the model loads in each actor, not here. Its card
+    is checked here, so missing or corrupt weights fail before any worker starts."""
+    from srgan_cli import ray_engine
+    from srgan_cli.weights import resolve, verify
+
+    ray_engine.check_reachable(jobs)
+    check_model_choice(model_kwargs["model"], model_kwargs["weights"])
+    card = verify(resolve(model_kwargs["model"], model_kwargs["weights"]))
+    weights = model_kwargs["weights"]
+    upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
+    run_options = dict(run_kwargs)
+    overwrite, skip_existing = run_options.pop("overwrite"), run_options.pop("skip_existing")
+    startup_s = time.perf_counter() - started
+    processing_started = time.perf_counter()
+    with _Progress(len(jobs), enabled=show_progress) as progress:
+        run = ray_engine.run_on_ray(
+            jobs,
+            settings,
+            upscaler_kwargs=upscaler_kwargs,
+            run_kwargs=run_options,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            on_image=progress.on_image,
         )
-        pipeline.write_report(content, report)
-    if not quiet:
-        click.echo(summary_line(results, startup_s + total_s), err=True)
-    if any(result.error is not None for result in results):
-        ctx.exit(1)
+    header = {
+        "model": card.name,
+        "precision": run.precision,
+        "threads": settings.threads,
+        "startup_s": startup_s,
+        "total_s": time.perf_counter() - processing_started,
+    }
+    return run.results, header
 
 
 def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
