@@ -6,6 +6,7 @@ import io
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,13 @@ def test_readme_library_example_runs():
     big, half = namespace["big"], namespace["half"]
     assert isinstance(big, np.ndarray) and big.shape == (128, 192, 3) and big.dtype == np.uint8
     assert isinstance(half, Image.Image) and (half.mode, half.size) == ("RGBA", (96, 64))
+
+
+def test_our_deprecation_warnings_fail_the_tests():
+    """pyproject's filterwarnings: DeprecationWarning from srgan_cli is an error, not noise."""
+    ours = {"__name__": "srgan_cli.example", "warnings": warnings}
+    with pytest.raises(DeprecationWarning):
+        exec("warnings.warn('old API', DeprecationWarning)", ours)
+    theirs = {"__name__": "somelib.example", "warnings": warnings}
+    with pytest.warns(DeprecationWarning):
+        exec("warnings.warn('old API', DeprecationWarning)", theirs)
