@@ -1,0 +1,214 @@
+"""srgan upscale --ray: a real local Ray, a real two-node cluster simulated on this machine, and
+a real actor process killed mid-run. Outputs must match the single-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_image
+from PIL import Image
+
+from srgan_cli.cli import main
+from srgan_cli.errors import UsageError
+from srgan_cli.jobs import plan_jobs
+from srgan_cli.ray_engine import RaySettings, default_actor_count
+
+ray = pytest.importorskip("ray")
+
+GIB = 1 << 30
+
+
+def node(cpus: float, memory: float, alive: bool = True) -> dict:
+    """A ``ray.nodes()`` entry, as Ray reports it (only the fields the engine reads)."""
+    return {"Alive": alive, "Resources": {"CPU": cpus, "memory": memory}}
+
+
+def test_default_actor_count_leaves_a_cpu_per_node_and_respects_memory() -> None:
+    settings = RaySettings(cpus_per_actor=1, memory_per_actor=2 * GIB)
+    nodes = [node(8, 64 * GIB), node(8, 5 * GIB), node(16, 64 * GIB, alive=False)]
+    assert default_actor_count(nodes, settings) == 7 + 2
+    wide = RaySettings(cpus_per_actor=3, memory_per_actor=2 * GIB)
+    assert default_actor_count([node(8, 64 * GIB)], wide) == 2
+    assert default_actor_count([node(1, 64 * GIB)], settings) == 1  # never zero
+
+
+def test_bad_ray_settings_are_usage_errors() -> None:
+    for bad in ({"cpus_per_actor": 0}, {"actors": 0}):
+        with pytest.raises(UsageError):
+            RaySettings(**bad)
+
+
+def test_stdin_or_stdout_with_ray_is_refused_before_ray_starts(rgb_png: Path) -> None:
+    result = CliRunner().invoke(main, ["upscale", str(rgb_png), "-o", "-", "--ray", "local"])
+    assert result.exit_code == 2
+    assert "--ray" in result.output
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Colour, alpha and grey images of a few sizes in two folders, and one broken file."""
+    root = tmp_path_factory.mktemp("photos")
+    for i, (mode, size) in enumerate([("RGB", (12, 10)), ("RGBA", (9, 7)), ("L", (8, 8))] * 2):
+        make_image(root / ("sub" if i % 2 else "") / f"p{i}.png", mode, size, seed=i)
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(photos: Path, tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-process run the Ray runs must reproduce (its report is reference/r.json)."""
+    out = tmp_path_factory.mktemp("reference")
+    args = [photos, "-r", "-o", out / "img", "--report", out / "r.json"]
+    assert upscale(*args, *model_args(tiny_weights))[0] == 1  # broken.png
+    return out
+
+
+def model_args(weights: Path) -> tuple[str, ...]:
+    return ("--weights", str(weights), "--precision", "fp32", "-q")
+
+
+def upscale(*args: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["upscale", *map(str, args)])
+    return result.exit_code, result.output
+
+
+def assert_same_images(expected: Path, actual: Path) -> None:
+    """Same files, same modes and sizes, pixels within 1 grey level (thread counts differ)."""
+    names = sorted(p.relative_to(expected) for p in expected.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(actual) for p in actual.rglob("*") if p.is_file())
+    for name in names:
+        with Image.open(expected / name) as want, Image.open(actual / name) as got:
+            assert (got.mode, got.size) == (want.mode, want.size), name
+            difference = np.abs(np.asarray(want, np.int32) - np.asarray(got, np.int32))
+            assert difference.max() <= 1, name
+
+
+def report_rows(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["images"]
+
+
+def assert_same_report_rows(expected: Path, actual: Path, out: Path, ref_out: Path) -> None:
+    want, got = report_rows(expected), report_rows(actual)
+    assert [set(row) for row in got] == [set(row) for row in want]
+    assert [row["input"] for row in got] == [row["input"] for row in want]
+    assert [row["output"] for row in got] == [
+        row["output"].replace(str(ref_out), str(out)) for row in want
+    ]
+    assert all(row["node"] for row in got)
+    (failed,) = [row for row in got if "error" in row]
+    assert "broken.png" in failed["error"]
+
+
+@pytest.mark.slow
+def test_ray_local_writes_what_one_process_writes(
+    photos: Path, reference: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    out, report = tmp_path / "img", tmp_path / "r.json"
+    args = [photos, "-r", "-o", out, "--report", report, "--ray", "local", "--ray-actors", "2"]
+    code, output = upscale(*args, *model_args(tiny_weights))
+    assert code == 1, output  # broken.png failed, the rest were written
+    assert_same_images(reference / "img", out)
+    assert_same_report_rows(reference / "r.json", report, out, reference / "img")
+    assert not ray.is_initialized()  # the Ray it started is shut down
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[str]:
+    """A head and one worker node, one CPU each, as separate raylets on this machine."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    try:
+        cluster.add_node(num_cpus=1)
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_two_node_cluster_writes_what_one_process_writes(
+    photos: Path, reference: Path, tiny_weights: Path, tmp_path: Path, two_node_cluster: str
+) -> None:
+    out, report = tmp_path / "img", tmp_path / "r.json"
+    args = [photos, "-r", "-o", out, "--report", report, "--ray", two_node_cluster]
+    code, output = upscale(*args, "--ray-actors", "2", *model_args(tiny_weights))
+    assert code == 1, output
+    assert_same_images(reference / "img", out)
+    assert_same_report_rows(reference / "r.json", report, out, reference / "img")
+    assert len({row["node"] for row in report_rows(report)}) == 2  # both nodes did work
+
+
+def map_worker_pids() -> list[int]:
+    """PIDs of Ray Data actor processes started under this test process (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if not handle.read().startswith(b"ray::MapWorker"):
+                    continue
+            if os.getpid() in ancestors(int(entry)):
+                found.append(int(entry))
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds actors in /proc")
+def test_actor_killed_mid_run_is_retried_and_no_output_is_missing_or_partial(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    from srgan_cli.pipeline import Upscaler, run_jobs
+    from srgan_cli.ray_engine import run_on_ray
+
+    for i in range(16):
+        make_image(tmp_path / "in" / f"p{i:02d}.png", size=(64, 48), seed=i)
+    out = tmp_path / "out"
+    killed: list[tuple[list[int], int]] = []
+
+    def kill_an_actor_once_the_first_output_exists() -> None:
+        deadline = time.monotonic() + 120
+        while not any(out.glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pids = map_worker_pids()
+        done = len(list(out.glob("*.png")))
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        killed.append((pids, done))
+
+    killer = threading.Thread(target=kill_an_actor_once_the_first_output_exists, daemon=True)
+    killer.start()
+    jobs = plan_jobs([str(tmp_path / "in")], str(out), recursive=False)
+    kwargs = {"weights": tiny_weights, "precision": "fp32"}
+    run = run_on_ray(jobs, RaySettings(actors=1), upscaler_kwargs=kwargs)
+    killer.join(timeout=5)
+    ((pids, done_at_kill),) = killed
+    assert pids and done_at_kill < len(jobs)  # the kill really was mid-run
+    assert [r.error for r in run.results] == [None] * len(jobs)
+    expected = plan_jobs([str(tmp_path / "in")], str(tmp_path / "ref"), recursive=False)
+    run_jobs(Upscaler(**kwargs), expected)
+    assert_same_images(tmp_path / "ref", out)  # every output there, every one whole
