@@ -22,12 +22,19 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from srgan_cli.errors import ImageError
+from srgan_cli.formats import OutputFormat
 from srgan_cli.imageio import (
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     DecodedImage,
+    encode_image,
     encode_png,
+    from_array,
+    from_pil,
+    output_array,
     read_image,
+    to_array,
+    to_pil,
     write_atomic,
 )
 
@@ -566,3 +573,92 @@ def test_png_writer_streams_strips_and_round_trips(mode):
         expected = np.dstack((expected, alpha))
     assert np.array_equal(decoded, expected)
     assert data.count(b"IDAT") >= 2
+
+
+# --- save_image: JPEG, WebP, TIFF ----------------------------------------------------------
+
+STORED = {  # output mode -> the mode each format stores it in (None: refused)
+    "RGB": {"png": "RGB", "tiff": "RGB", "jpeg": "RGB", "webp": "RGB"},
+    "RGBA": {"png": "RGBA", "tiff": "RGBA", "jpeg": None, "webp": "RGBA"},
+    "L": {"png": "L", "tiff": "L", "jpeg": "L", "webp": "RGB"},
+    "LA": {"png": "LA", "tiff": "LA", "jpeg": None, "webp": "RGBA"},
+    "I;16": {"png": "I;16", "tiff": "I;16", "jpeg": "L", "webp": "RGB"},
+}
+
+
+def _decoded(mode: str, icc: bytes | None = None) -> DecodedImage:
+    dtype = np.uint16 if mode == "I;16" else np.uint8
+    gray = _gradient(1, dtype, scale=4000 if mode == "I;16" else 9)
+    pixels = np.repeat(gray[..., None], 3, axis=2) if mode in ("L", "LA", "I;16") else _gradient(3)
+    alpha = _gradient(1, scale=40) if "A" in mode else None
+    return DecodedImage(pixels, alpha, mode, icc)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "tiff"])
+@pytest.mark.parametrize("mode", list(STORED))
+def test_save_image_stores_each_mode_as_the_format_can(fmt: str, mode: str) -> None:
+    output, stored = OutputFormat(fmt), STORED[mode][fmt]
+    image = _decoded(mode)
+    if stored is None:
+        assert "png or webp" in output.refusal(mode, image.size)
+        with pytest.raises(ValueError):
+            encode_image(image, output)
+        return
+    assert output.refusal(mode, image.size) is None
+    with Image.open(io.BytesIO(encode_image(image, output))) as img:
+        img.load()
+        assert (img.mode, img.size) == (stored, (W, H))
+        if fmt in ("png", "tiff"):  # lossless: exactly what encode_png would store
+            assert np.array_equal(np.asarray(img), output_array(image.pixels, image.alpha, mode))
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "tiff"])
+def test_save_image_embeds_a_fitting_icc_profile(fmt: str) -> None:
+    icc = _srgb_profile()
+    for mode in ("RGB", "RGBA") if fmt != "jpeg" else ("RGB",):
+        data = encode_image(_decoded(mode, icc), OutputFormat(fmt))
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.info.get("icc_profile") == icc
+
+
+def test_grey_icc_profile_is_kept_for_grey_and_dropped_when_stored_as_rgb() -> None:
+    grey_icc = _srgb_profile()[:16] + b"GRAY" + _srgb_profile()[20:]  # only the space matters
+    for fmt, kept in (("jpeg", True), ("tiff", True), ("webp", False)):
+        data = encode_image(_decoded("L", grey_icc), OutputFormat(fmt))
+        with Image.open(io.BytesIO(data)) as img:
+            assert (img.info.get("icc_profile") == grey_icc) is kept, fmt
+
+
+def test_sixteen_bit_to_8_bit_keeps_the_tones() -> None:
+    image = _decoded("I;16")
+    with Image.open(io.BytesIO(encode_image(image, OutputFormat("jpeg", quality=100)))) as img:
+        got = np.asarray(img).astype(int)
+    expected = (image.pixels[..., 0].astype(int) + 128) // 257
+    assert np.abs(got - expected).max() <= 3  # JPEG at quality 100: a few levels of loss
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "mode"),
+    [
+        ((H, W), np.uint8, "L"),
+        ((H, W), np.uint16, "I;16"),
+        ((H, W, 3), np.uint16, "RGB"),
+        ((H, W, 4), np.uint8, "RGBA"),
+    ],
+)
+def test_array_round_trip(shape: tuple[int, ...], dtype: type, mode: str) -> None:
+    array = np.random.default_rng(5).integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    decoded = from_array(array)
+    assert decoded.mode == mode and decoded.pixels.shape == (H, W, 3)
+    back = to_array(decoded)
+    assert back.dtype == dtype and np.array_equal(back, array)
+
+
+def test_from_pil_follows_read_image_rules() -> None:
+    picture = _rgba()
+    picture.info["icc_profile"] = _srgb_profile()
+    decoded = from_pil(picture)
+    assert decoded.mode == "RGBA" and decoded.icc_profile == _srgb_profile()
+    again = to_pil(decoded)
+    assert again.mode == "RGBA" and np.array_equal(np.asarray(again), np.asarray(picture))
+    assert again.info["icc_profile"] == _srgb_profile()
