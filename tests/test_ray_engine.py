@@ -18,7 +18,7 @@ from conftest import make_image
 from PIL import Image
 
 from srgan_cli.cli import main
-from srgan_cli.errors import UsageError
+from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.jobs import plan_jobs
 from srgan_cli.ray_engine import RaySettings, default_actor_count
 
@@ -212,3 +212,34 @@ def test_actor_killed_mid_run_is_retried_and_no_output_is_missing_or_partial(
     expected = plan_jobs([str(tmp_path / "in")], str(tmp_path / "ref"), recursive=False)
     run_jobs(Upscaler(**kwargs), expected)
     assert_same_images(tmp_path / "ref", out)  # every output there, every one whole
+
+
+def test_existing_outputs_are_decided_on_the_driver_without_starting_ray(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    for i in range(2):
+        make_image(tmp_path / "in" / f"p{i}.png", seed=i)
+    out = tmp_path / "out"
+    assert upscale(tmp_path / "in", "-o", out, *model_args(tiny_weights))[0] == 0
+    code, output = upscale(tmp_path / "in", "-o", out, "--ray", "local", *model_args(tiny_weights))
+    assert code == 1
+    assert output.count("exists (use --overwrite or --skip-existing)") == 2
+    report = tmp_path / "r.json"
+    args = ["--ray", "local", "--skip-existing", "--report", report]
+    assert upscale(tmp_path / "in", "-o", out, *args, *model_args(tiny_weights))[0] == 0
+    assert [row["skipped"] for row in report_rows(report)] == [True, True]
+
+
+@pytest.mark.slow
+def test_an_actor_that_cannot_start_is_one_line_naming_why(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    from srgan_cli.ray_engine import run_on_ray
+
+    make_image(tmp_path / "in" / "p.png")
+    jobs = plan_jobs([str(tmp_path / "in")], str(tmp_path / "out"), recursive=False)
+    with pytest.raises(SrganError, match=r"^Ray run failed: tile must be >= 0"):
+        run_on_ray(
+            jobs, RaySettings(actors=1), upscaler_kwargs={"weights": tiny_weights, "tile": -1}
+        )
+    assert not ray.is_initialized()

@@ -20,8 +20,9 @@ import json
 import logging
 import math
 import os
+import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,29 @@ def run_on_ray(
     used and left open).
     """
     check_reachable(jobs)
+    results, todo = _decide_outputs(jobs, overwrite, skip_existing, on_image)
+    precisions: set[str] = set()
+    actors = 0
+    if todo:
+        with _connection(settings.address) as ray:
+            actors = settings.actors or default_actor_count(ray.nodes(), settings)
+            worker_args = {"upscaler_kwargs": upscaler_kwargs, "run_kwargs": run_kwargs or {}}
+            dataset = _dataset(ray, todo, settings, actors, worker_args)
+            for index, result, precision in _rows(ray, dataset, jobs):
+                precisions.add(precision)
+                results[index] = _report(result, on_image)
+    precision = ",".join(sorted(precisions)) or str(upscaler_kwargs.get("precision", "auto"))
+    return RayRun([results[i] for i in range(len(jobs))], precision, actors)
+
+
+def _decide_outputs(
+    jobs: Sequence[Job],
+    overwrite: bool,
+    skip_existing: bool,
+    on_image: Callable[[ImageResult], None] | None,
+) -> tuple[dict[int, ImageResult], list[tuple[int, Job]]]:
+    """``jobs.OutputClaims`` on the driver: results for refused and skipped jobs, and the
+    (index, job) pairs left to do, which workers then write unconditionally."""
     results: dict[int, ImageResult] = {}
     todo: list[tuple[int, Job]] = []
     claims = OutputClaims(jobs, overwrite=overwrite, skip_existing=skip_existing)
@@ -104,19 +128,17 @@ def run_on_ray(
         result = ImageResult(job.display_name, str(job.output), skipped=decision.skip)
         result.error = decision.error
         results[index] = _report(result, on_image)
-    precisions: set[str] = set()
-    actors = 0
-    if todo:
-        with _connection(settings.address) as ray:
-            actors = settings.actors or default_actor_count(ray.nodes(), settings)
-            worker_args = {"upscaler_kwargs": upscaler_kwargs, "run_kwargs": run_kwargs or {}}
-            for row in _dataset(ray, todo, settings, actors, worker_args).iter_rows():
-                index = int(row["index"])
-                result = _result_from(row, jobs[index])
-                precisions.add(str(row["precision"]))
-                results[index] = _report(result, on_image)
-    precision = ",".join(sorted(precisions)) or str(upscaler_kwargs.get("precision", "auto"))
-    return RayRun([results[i] for i in range(len(jobs))], precision, actors)
+    return results, todo
+
+
+def _rows(ray: Any, dataset: Any, jobs: Sequence[Job]) -> Iterator[tuple[int, ImageResult, str]]:
+    """(job index, result, precision used) as the dataset's rows arrive on the driver."""
+    try:
+        for row in dataset.iter_rows():
+            index = int(row["index"])
+            yield index, _result_from(row, jobs[index]), str(row["precision"])
+    except ray.exceptions.RayError as err:  # e.g. no actor could load the model
+        raise SrganError(f"Ray run failed: {_cause(err)}") from err
 
 
 def _report(result: ImageResult, on_image: Callable[[ImageResult], None] | None) -> ImageResult:
@@ -298,6 +320,13 @@ def node_name() -> str:
     import ray
 
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _cause(err: BaseException) -> str:
+    """The actionable line of a Ray error: our own error's message when an actor raised one
+    (say, weights missing on a node that lacks the shared path), else Ray's first line."""
+    ours = re.findall(r"srgan_cli\.errors\.\w+: (.+)", str(err))
+    return ours[-1] if ours else _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:
