@@ -45,6 +45,8 @@ Examples:
   srgan upscale photos/ -o big/ --report r.csv # a batch folder: -o is a directory
   srgan upscale photos/ -r -o big/ --skip-existing   # subfolders kept, up-to-date skipped
   srgan upscale 'photos/**/*.jpg' -o big/      # quoted: srgan expands the glob itself
+  srgan upscale photos/ -r -o big/ --shard 2/8 # part 2 of 8 (job arrays: Slurm, k8s)
+  srgan upscale /nfs/photos -r -o /nfs/big --ray auto   # on the Ray cluster
   cat small.png | srgan upscale - > big.png    # stdin to stdout
 
 \b
