@@ -20,7 +20,7 @@ from PIL import Image
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.jobs import plan_jobs
-from srgan_cli.ray_engine import RaySettings, default_actor_count
+from srgan_cli.ray_engine import RaySettings, check_actor_fits, default_actor_count
 
 ray = pytest.importorskip("ray")
 
@@ -39,6 +39,14 @@ def test_default_actor_count_leaves_a_cpu_per_node_and_respects_memory() -> None
     wide = RaySettings(cpus_per_actor=3, memory_per_actor=2 * GIB)
     assert default_actor_count([node(8, 64 * GIB)], wide) == 2
     assert default_actor_count([node(1, 64 * GIB)], settings) == 1  # never zero
+
+
+def test_an_actor_no_node_can_hold_is_a_usage_error_not_a_hang() -> None:
+    settings = RaySettings(cpus_per_actor=4, memory_per_actor=2 * GIB)
+    check_actor_fits([node(2, 64 * GIB), node(8, 64 * GIB)], settings)
+    for nodes in ([node(2, 64 * GIB)], [node(8, 64 * GIB, alive=False)], []):
+        with pytest.raises(UsageError, match="no Ray node has 4 CPUs"):
+            check_actor_fits(nodes, settings)
 
 
 def test_bad_ray_settings_are_usage_errors() -> None:

@@ -99,6 +99,7 @@ def run_on_ray(
     actors = 0
     if todo:
         with _connection(settings.address) as ray:
+            check_actor_fits(ray.nodes(), settings)
             actors = settings.actors or default_actor_count(ray.nodes(), settings)
             worker_args = {"upscaler_kwargs": upscaler_kwargs, "run_kwargs": run_kwargs or {}}
             dataset = _dataset(ray, todo, settings, actors, worker_args)
@@ -165,6 +166,24 @@ def default_actor_count(nodes: Sequence[dict[str, Any]], settings: RaySettings) 
         by_memory = int(resources.get("memory", 0) // settings.memory_per_actor)
         total += max(0, min(by_cpu, by_memory))
     return max(1, total)
+
+
+def check_actor_fits(nodes: Sequence[dict[str, Any]], settings: RaySettings) -> None:
+    """UsageError unless some alive node has the CPUs one actor asks for; Ray would
+    otherwise wait for such a node forever and the run would hang silently.
+
+    Memory is only used to size the default pool, not requested from Ray: a reservation
+    no node can meet (small CI machines) would hang the same way.
+    """
+    for node in nodes:
+        if node.get("Alive", False) and node.get("Resources", {}).get("CPU", 0) >= (
+            settings.cpus_per_actor
+        ):
+            return
+    raise UsageError(
+        f"no Ray node has {settings.cpus_per_actor:g} CPUs for one actor "
+        "(lower --ray-cpus-per-actor, or add bigger nodes)"
+    )
 
 
 class _connection:
@@ -247,7 +266,6 @@ def _dataset(
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=settings.cpus_per_actor,
-        memory=settings.memory_per_actor,
     )
 
 
