@@ -71,3 +71,24 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         training={"note": "test"},
     )
     return export(model, card, tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_worker_dir():
+    """Point the worker's runtime directory at an empty private folder for the whole run, so
+    no test is served by (or disturbs) a worker the developer has running."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="srgan-test-run-")  # short: socket paths are limited
+    saved = {name: os.environ.get(name) for name in ("XDG_RUNTIME_DIR", "SRGAN_WORKER")}
+    os.environ["XDG_RUNTIME_DIR"] = folder
+    os.environ.pop("SRGAN_WORKER", None)
+    yield Path(folder)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(folder, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 This module holds the ``main`` group (error and signal handling, exit codes) and registers
 one command per module: ``upscale``, ``info``, ``serve``, ``train``, ``evaluate`` (``srgan
-eval``), ``compare``, ``bench`` and ``completion``; the options they share are in
+eval``), ``compare``, ``bench``, ``completion`` and ``worker``; the options they share are in
 ``options``. TensorFlow, numpy and Pillow are imported inside the commands, never at module
 level, so ``srgan --help`` answers instantly.
 """
@@ -16,7 +16,17 @@ from typing import Any
 import click
 
 from srgan_cli import __version__
-from srgan_cli.cli import bench, compare, completion, evaluate, info, serve, train, upscale
+from srgan_cli.cli import (
+    bench,
+    compare,
+    completion,
+    evaluate,
+    info,
+    serve,
+    train,
+    upscale,
+    worker,
+)
 from srgan_cli.cli.options import CONTEXT_SETTINGS
 from srgan_cli.errors import SrganError
 
@@ -82,3 +92,4 @@ main.add_command(evaluate.eval_command)
 main.add_command(compare.compare)
 main.add_command(bench.bench)
 main.add_command(completion.completion)
+main.add_command(worker.worker)

@@ -94,8 +94,17 @@ def load_upscaler(
     tile_pad: int,
     tta: bool = False,
 ) -> Upscaler:
-    """Build the ``Upscaler`` from the shared model options (imports TensorFlow)."""
+    """Build the ``Upscaler`` from the shared model options (imports TensorFlow).
+
+    Inside a worker (``srgan_cli.worker``) the command runs with the worker's model in its
+    click context object; that model is handed out instead, so the call skips the load.
+    """
     check_model_choice(model, weights)
+    from srgan_cli.worker.held import injected_model
+
+    injected = injected_model()
+    if injected is not None:
+        return injected.held.take(model, weights, precision, tile, tile_pad, tta)
     with quiet_tensorflow_startup():
         from srgan_cli.pipeline import Upscaler
 

@@ -30,6 +30,8 @@ from srgan_cli.errors import UsageError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
 from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
 from srgan_cli.shards import parse_shard, select_shard
+from srgan_cli.worker import client as worker_client
+from srgan_cli.worker.held import reporting_outputs
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import ImageResult
@@ -50,7 +52,8 @@ Examples:
   cat small.png | srgan upscale - > big.png    # stdin to stdout
 
 \b
-Makefile pattern rule:
+Makefile pattern rule (SRGAN_WORKER=auto keeps the model loaded between calls):
+  export SRGAN_WORKER=auto
   %_x4.png: %.png ; srgan upscale $< -o $@
 
 \b
@@ -161,6 +164,11 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     metavar="C",
     help="CPUs reserved for, and TensorFlow threads of, each Ray actor.",
 )
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run in this process even when a worker holding the model runs (srgan worker).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary line.")
 @click.pass_context
 def upscale(
@@ -187,6 +195,7 @@ def upscale(
     ray_address: str | None,
     ray_actors: int | None,
     ray_cpus_per_actor: float,
+    no_worker: bool,
     quiet: bool,
 ) -> None:
     """Upscale images 4x (or --outscale) to PNG, JPEG, WebP or TIFF.
@@ -195,6 +204,10 @@ def upscale(
     in quotes ('**' matches any depth) or '-' for standard input.
     """
     started = time.perf_counter()
+    if not no_worker:
+        served = worker_client.forward(ctx)  # light: no numpy or TensorFlow on this path
+        if served is not None:
+            ctx.exit(served)
     from srgan_cli import pipeline
 
     if report is not None:
@@ -263,7 +276,7 @@ def _run_here(
             **run_kwargs,
             stdin_bytes=stdin_bytes,
             stdout=stdout,
-            on_image=progress.on_image,
+            on_image=reporting_outputs(progress.on_image),
             on_tile=progress.on_tile,
         )
     header = {
