@@ -132,9 +132,17 @@ def test_ray_local_writes_what_one_process_writes(
 
 @pytest.fixture
 def two_node_cluster() -> Iterator[str]:
-    """A head and one worker node, one CPU each, as separate raylets on this machine."""
-    from ray.cluster_utils import Cluster
+    """A head and one worker node, one CPU each, as separate raylets on this machine.
 
+    Ray Data starts feeding rows as soon as one actor is up; on a busy machine the other
+    can still be importing TensorFlow when the rows run out. Waiting for the whole pool
+    makes "both nodes did work" a fact to check rather than a race.
+    """
+    from ray.cluster_utils import Cluster
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved_wait, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 300
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
@@ -144,6 +152,7 @@ def two_node_cluster() -> Iterator[str]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        context.wait_for_min_actors_s = saved_wait
 
 
 @pytest.mark.slow
