@@ -6,8 +6,10 @@ PNG encoder sees a trivial image) in a temporary directory, then ``srgan upscale
 ``os.wait4`` (``ru_maxrss``: that process alone, not earlier runs). Targets: <= 2.5 GB for a
 2000x2000 input; growing the input should add about the difference of the uint8 output
 buffers (4N x 4N x 3 bytes), shown as "expected growth". Each run takes minutes on 2 cores.
+``--formats png jpeg webp tiff`` repeats each size per output format: PNG is streamed by our
+own writer, the others go through Pillow, which holds the whole output as an image first.
 
-    python benchmarks/memory.py [--sizes 2000 4000] [-- EXTRA SRGAN UPSCALE OPTIONS]
+    python benchmarks/memory.py [--sizes 2000 4000] [--formats png jpeg] [-- EXTRA OPTIONS]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image
 
 SCALE = 4
 GB = 1e9
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
 
 
 def synthetic_photo(size: int, seed: int = 0) -> np.ndarray:
@@ -39,9 +42,11 @@ def synthetic_photo(size: int, seed: int = 0) -> np.ndarray:
     return np.rint(np.clip(base + grain, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def measure(size: int, workdir: Path, srgan: list[str], extra: list[str]) -> dict:
-    """Upscale a size x size synthetic photo in a fresh process; its peak RSS and timings."""
-    source, target, report = (workdir / f"{size}{s}" for s in (".png", "_x4.png", ".json"))
+def measure(size: int, workdir: Path, srgan: list[str], extra: list[str], fmt: str = "png") -> dict:
+    """Upscale a size x size synthetic photo to ``fmt`` in a fresh process; its peak RSS and
+    timings."""
+    suffixes = (".png", f"_x4{EXTENSIONS[fmt]}", ".json")
+    source, target, report = (workdir / f"{size}{s}" for s in suffixes)
     Image.fromarray(synthetic_photo(size)).save(source, compress_level=1)
     command = [*srgan, "upscale", str(source), "-o", str(target), "--quiet", "--report"]
     start = time.perf_counter()
@@ -54,6 +59,7 @@ def measure(size: int, workdir: Path, srgan: list[str], extra: list[str]) -> dic
     run = json.loads(report.read_text())
     image = run["images"][0]
     result = {
+        "format": fmt,
         "input": size,
         "output": size * SCALE,
         "precision": run["precision"],
@@ -61,7 +67,7 @@ def measure(size: int, workdir: Path, srgan: list[str], extra: list[str]) -> dic
         "wall_s": wall,
         "infer_s": image["infer_s"],
         "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
-        "output_png_bytes": target.stat().st_size,
+        "output_bytes": target.stat().st_size,
     }
     for path in (source, target, report):
         path.unlink()
@@ -71,15 +77,16 @@ def measure(size: int, workdir: Path, srgan: list[str], extra: list[str]) -> dic
 def print_table(results: list[dict]) -> None:
     first = results[0]
     print(
-        f"{'input':>6} {'output':>6} {'prec':>5} {'tiles':>5} {'wall s':>7} {'infer s':>7} "
-        f"{'png MB':>7} {'peak RSS GB':>11} {'growth GB':>9} {'expected GB':>11}"
+        f"{'format':>6} {'input':>6} {'output':>6} {'prec':>5} {'tiles':>5} {'wall s':>7} "
+        f"{'infer s':>7} {'file MB':>7} {'peak RSS GB':>11} {'growth GB':>9} {'expected GB':>11}"
     )
     for r in results:
         growth = (r["peak_rss_bytes"] - first["peak_rss_bytes"]) / GB
         expected = SCALE**2 * 3 * (r["input"] ** 2 - first["input"] ** 2) / GB
         print(
-            f"{r['input']:>6} {r['output']:>6} {r['precision']:>5} {r['tiles']:>5} "
-            f"{r['wall_s']:>7.1f} {r['infer_s']:>7.1f} {r['output_png_bytes'] / 1e6:>7.1f} "
+            f"{r['format']:>6} {r['input']:>6} {r['output']:>6} {r['precision']:>5} "
+            f"{r['tiles']:>5} {r['wall_s']:>7.1f} {r['infer_s']:>7.1f} "
+            f"{r['output_bytes'] / 1e6:>7.1f} "
             f"{r['peak_rss_bytes'] / GB:>11.2f} {growth:>9.2f} {expected:>11.2f}"
         )
 
@@ -92,12 +99,20 @@ def main() -> None:
         default=f"{shlex.quote(sys.executable)} -m srgan_cli",
         help="command that runs srgan [default: this Python's -m srgan_cli]",
     )
+    parser.add_argument(
+        "--formats", nargs="+", default=["png"], choices=list(EXTENSIONS), metavar="FORMAT"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("extra", nargs="*", help="options passed on to srgan upscale")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="srgan-memory-") as tmp:
-        results = [measure(n, Path(tmp), shlex.split(args.srgan), args.extra) for n in args.sizes]
+        srgan = shlex.split(args.srgan)
+        results = [
+            measure(n, Path(tmp), srgan, args.extra, fmt)
+            for n in args.sizes
+            for fmt in args.formats
+        ]
     print_table(results)
     if args.json:
         print(json.dumps(results, indent=2))
