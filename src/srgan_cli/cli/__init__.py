@@ -36,6 +36,7 @@ MAIN_EPILOG = """\b
 Examples:
   srgan upscale photo.jpg                    # writes photo_x4.png beside it
   srgan upscale photos/ -r -o big/           # a folder, subfolders kept under big/
+  srgan upscale photo.jpg -o big.webp --outscale 2   # WebP (from the extension), 2x
   srgan upscale 'shots/**/*.png' -o big/     # a quoted glob, expanded by srgan
   srgan info                                 # models, weights, CPU features
 
