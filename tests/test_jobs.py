@@ -155,3 +155,28 @@ def test_importing_jobs_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_output_format_names_outputs_and_the_extension_names_the_format(tmp_path):
+    touch(tmp_path / "in" / "a.png", tmp_path / "in" / "b.jpg")
+    beside = plan_jobs(
+        [str(tmp_path / "in" / "a.png")], None, recursive=False, output_format="webp"
+    )
+    assert [(j.output.name, j.format) for j in beside] == [("a_x4.webp", "webp")]
+    batch = plan_jobs(
+        [str(tmp_path / "in")], str(tmp_path / "out"), recursive=False, output_format="tiff"
+    )
+    assert [(j.output.name, j.format) for j in batch] == [("a.tif", "tiff"), ("b.tif", "tiff")]
+    single = plan_jobs([str(tmp_path / "in" / "a.png")], str(tmp_path / "x.JPEG"), recursive=False)
+    assert [(j.output.name, j.format) for j in single] == [("x.JPEG", "jpeg")]
+    stdout = plan_jobs([str(tmp_path / "in" / "a.png")], "-", recursive=False, output_format="jpeg")
+    assert [(j.output, j.format) for j in stdout] == [(None, "jpeg")]
+    with pytest.raises(UsageError, match=r"unknown image extension '\.gif'"):
+        plan_jobs([str(tmp_path / "in" / "a.png")], str(tmp_path / "x.gif"), recursive=False)
+    with pytest.raises(UsageError, match="--format png contradicts"):
+        plan_jobs(
+            [str(tmp_path / "in" / "a.png")],
+            str(tmp_path / "x.jpg"),
+            recursive=False,
+            output_format="png",
+        )
