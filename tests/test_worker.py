@@ -331,7 +331,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_worker_exits_after_idle_timeout(own_runtime_dir: Path, tiny_weights: Path) -> None:
+def test_start_over_stale_socket_then_idle_exit(own_runtime_dir: Path, tiny_weights: Path):
+    path = socket_path()
+    path.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
     start_worker(tiny_weights, "--idle-timeout", "1")
     wait_for(lambda: not os.path.lexists(socket_path()), "the idle worker to exit")
     assert srgan("worker", "status").returncode == 1

@@ -111,7 +111,7 @@ def status(ctx: click.Context) -> None:
 
 @worker.command("stop", context_settings=CONTEXT_SETTINGS)
 def stop() -> None:
-    """Stop the worker once its current call ends; calls waiting run in their own process."""
+    """Stop the worker: new calls run in-process, the ones already waiting finish first."""
     from srgan_cli.worker import client
     from srgan_cli.worker.paths import socket_path
 

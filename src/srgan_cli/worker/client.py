@@ -59,9 +59,8 @@ def forward(ctx: click.Context) -> int | None:
     return code
 
 
-def connect(*, locked: bool = False) -> socket.socket | None:
-    """A connection to this user's worker, or None; a socket nobody listens on is removed
-    (``locked``: the caller holds ``start_lock`` already)."""
+def connect() -> socket.socket | None:
+    """A connection to this user's worker, or None; a socket nobody listens on is removed."""
     path = socket_path()
     if not os.path.lexists(path):
         return None
@@ -70,7 +69,7 @@ def connect(*, locked: bool = False) -> socket.socket | None:
         sock.connect(os.fspath(path))
     except (ConnectionRefusedError, FileNotFoundError):
         sock.close()
-        _remove_stale(path, locked)
+        _remove_stale(path)
         return None
     except OSError:
         sock.close()
@@ -137,17 +136,35 @@ def model_args(model: str | None, weights: Path | None, precision: str) -> list[
     return args
 
 
+_lock_depth = 0
+"""How many ``start_lock`` blocks this process is inside (flock would deadlock on itself)."""
+
+
 @contextlib.contextmanager
 def start_lock() -> Iterator[None]:
-    """Held while one process checks for and starts the worker (``make -j`` starts one)."""
+    """Held while one process checks for and starts the worker (``make -j`` starts one).
+
+    Re-entrant within a process: checking for a worker under the lock may find a stale
+    socket, whose removal takes the lock again.
+    """
     import fcntl
 
-    private_dir()
-    with open(lock_path(), "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    global _lock_depth
+    if _lock_depth:
+        _lock_depth += 1
         try:
             yield
         finally:
+            _lock_depth -= 1
+        return
+    private_dir()
+    with open(lock_path(), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock_depth = 1
+        try:
+            yield
+        finally:
+            _lock_depth = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -193,23 +210,23 @@ def _start_for_call(ctx: click.Context) -> socket.socket | None:
     args = model_args(params.get("model"), params.get("weights"), params.get("precision", "auto"))
     try:
         with start_lock():
-            conn = connect(locked=True)  # another client may have started one meanwhile
+            conn = connect()  # another client may have started one while we waited
             if conn is None:
                 start_worker(args)
-                conn = connect(locked=True)
+                conn = connect()
     except (SrganError, OSError):
         return None  # the in-process run reports whatever is wrong with the model
     return conn
 
 
-def _remove_stale(path: Path, locked: bool) -> None:
+def _remove_stale(path: Path) -> None:
     """Remove a socket file of ours that nobody listens on (its worker was killed).
 
     Checked again under the start lock, so a worker that has bound but not yet listened
     (while another client starts it) is never mistaken for a dead one.
     """
     try:
-        with contextlib.nullcontext() if locked else start_lock():
+        with start_lock():
             info = os.lstat(path)
             if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
                 return

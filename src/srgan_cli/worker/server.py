@@ -169,7 +169,7 @@ class Worker:
                 call.conn.close()
 
     def stop(self) -> None:
-        """Finish the running call, decline queued ones, exit (``srgan worker stop``)."""
+        """Take no new calls, finish the ones already queued, then exit (``srgan worker stop``)."""
         with self._lock:
             self._closing = True
         self._calls.put(None)
