@@ -83,8 +83,8 @@ def worker(tiny_weights: Path) -> Iterator[dict]:
     srgan("worker", "stop")
 
 
-def upscale(*args: str, input: bytes | None = None):
-    return CliRunner().invoke(main, ["upscale", *args], input=input)
+def upscale(*args: str, stdin: bytes | None = None):
+    return CliRunner().invoke(main, ["upscale", *args], input=stdin)
 
 
 def test_status_without_worker_exits_1(own_runtime_dir: Path) -> None:
@@ -135,22 +135,29 @@ def test_options_stdin_stdout_and_errors_match(worker: dict, tiny_weights: Path,
     weights = ["--weights", str(tiny_weights)]
     options = ["--outscale", "2.5", "--format", "webp", "--quality", "90", "-q"]
     before = jobs_done()
-    served = upscale("-", *weights, *options, input=source.read_bytes())
-    local = upscale("-", *weights, *options, "--no-worker", input=source.read_bytes())
+    served = upscale("-", *weights, *options, stdin=source.read_bytes())
+    local = upscale("-", *weights, *options, "--no-worker", stdin=source.read_bytes())
     assert served.exit_code == local.exit_code == 0
     assert served.stdout_bytes == local.stdout_bytes and served.stdout_bytes[:4] == b"RIFF"
     assert jobs_done() == before + 1
 
     target = tmp_path / "exists.png"
     target.write_bytes(b"keep me")
-    for extra in ([], ["--no-worker"]):  # an existing output: exit 1, one line naming it
-        result = upscale(str(source), "-o", str(target), *weights, *extra)
-        assert result.exit_code == 1
-        assert f"{target} exists (use --overwrite or --skip-existing)" in result.stderr
-    assert target.read_bytes() == b"keep me"
+    before = jobs_done()
+    exists = [upscale(str(source), "-o", str(target), *weights, *x) for x in ([], ["--no-worker"])]
     missing = [upscale(str(tmp_path / "nope.png"), *weights, *x) for x in ([], ["--no-worker"])]
-    assert [m.exit_code for m in missing] == [2, 2]
-    assert missing[0].stderr == missing[1].stderr
+    assert jobs_done() == before + 2  # the first of each pair was the worker's
+    assert [r.exit_code for r in exists + missing] == [1, 1, 2, 2]
+    error = f"Error: a.png: {target} exists (use --overwrite or --skip-existing)"
+    assert [r.stderr.splitlines()[0].replace(str(tmp_path) + "/", "") for r in exists] == [
+        error.replace(str(tmp_path) + "/", "")
+    ] * 2
+    assert target.read_bytes() == b"keep me"
+    assert (
+        missing[0].stderr
+        == missing[1].stderr
+        == f"Error: no such file or directory: {tmp_path}/nope.png\n"
+    )
     skipped = upscale(str(source), "-o", str(tmp_path / "s.png"), *weights, "--skip-existing")
     again = upscale(str(source), "-o", str(tmp_path / "s.png"), *weights, "--skip-existing")
     assert skipped.exit_code == again.exit_code == 0 and "1 skipped" in again.stderr
