@@ -241,6 +241,13 @@ def test_ctrl_c_cancels_the_call_in_the_worker(worker: dict, tiny_weights: Path,
     assert client.ask("status") is not None  # the worker lives on
 
 
+def test_start_refuses_to_replace_a_worker_with_other_weights(worker: dict) -> None:
+    done = srgan("worker", "start", "--model", "srresnet")
+    assert done.returncode == 1
+    assert b"already running; srgan worker stop first" in done.stderr
+    assert client.ask("status")["pid"] == worker["pid"]
+
+
 def test_socket_and_directory_are_private(worker: dict) -> None:
     path = Path(worker["socket"])
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
