@@ -191,6 +191,17 @@ def test_foreign_model_runs_in_process(worker: dict, tiny_weights: Path, tmp_pat
     assert (tmp_path / "a_x4.png").is_file()
 
 
+def test_ray_calls_stay_in_process(worker: dict, tiny_weights: Path, tmp_path: Path) -> None:
+    from srgan_cli.cli.upscale import upscale as command
+
+    source = make_image(tmp_path / "a.png", "RGB", (8, 8), seed=6)
+    argv = [str(source), "--weights", str(tiny_weights), "--ray", "local"]
+    before = jobs_done()
+    with command.make_context("upscale", argv) as ctx:
+        assert client.forward(ctx) is None
+    assert jobs_done() == before
+
+
 def test_concurrent_clients_each_get_their_own_result(worker: dict, tiny_weights, tmp_path):
     from srgan_cli.pipeline import Upscaler
 

@@ -29,6 +29,7 @@ from click.core import ParameterSource
 from srgan_cli import __version__
 from srgan_cli.errors import SrganError
 from srgan_cli.worker import protocol
+from srgan_cli.worker.held import local_only_option
 from srgan_cli.worker.paths import lock_path, log_path, private_dir, socket_path
 
 WORKER_ENV = "SRGAN_WORKER"
@@ -44,7 +45,7 @@ def forward(ctx: click.Context) -> int | None:
     writing) and then raises KeyboardInterrupt here, as the in-process command would.
     """
     mode = os.environ.get(WORKER_ENV, "").strip().lower()
-    if mode in ("off", "0", "no", "false"):
+    if mode in ("off", "0", "no", "false") or local_only_option(ctx.params) is not None:
         return None
     conn = connect()
     if conn is None and mode == "auto":

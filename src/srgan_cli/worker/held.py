@@ -13,13 +13,25 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from srgan_cli.errors import SrganError
 from srgan_cli.weights import resolve, sha256_of
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import ImageResult, Upscaler
+
+
+LOCAL_ONLY_OPTIONS = {"ray_address": "--ray"}
+"""Parameters of ``srgan upscale`` whose calls run in the calling process, never a worker."""
+
+
+def local_only_option(params: dict[str, Any]) -> str | None:
+    """The first option set in ``params`` that keeps a call out of the worker, or None."""
+    for name, option in LOCAL_ONLY_OPTIONS.items():
+        if params.get(name) is not None:
+            return option
+    return None
 
 
 def _signature(path: Path) -> tuple[int, int, int]:

@@ -32,12 +32,10 @@ from srgan_cli.cli import EXIT_INTERRUPTED
 from srgan_cli.errors import SrganError
 from srgan_cli.worker import protocol
 from srgan_cli.worker.call import Call, call_streams
-from srgan_cli.worker.held import HeldModel, InjectedModel
+from srgan_cli.worker.held import HeldModel, InjectedModel, local_only_option
 from srgan_cli.worker.paths import SOCKET_PATH_MAX, private_dir
 
 CANCEL_SIGNAL = signal.SIGUSR1
-LOCAL_ONLY_OPTIONS = {"ray_address": "--ray"}
-"""Parameters of ``srgan upscale`` that must run in the calling process (a worker declines)."""
 _PEERCRED = struct.Struct("3i")
 
 
@@ -264,9 +262,9 @@ class Worker:
             return self._invoke(ctx, call)
 
     def _refusal(self, params: dict[str, Any]) -> str | None:
-        for name, option in LOCAL_ONLY_OPTIONS.items():
-            if params.get(name) is not None:
-                return f"{option} runs in the calling process"
+        option = local_only_option(params)
+        if option is not None:
+            return f"{option} runs in the calling process"
         try:
             return self.held.refusal(
                 params.get("model"), params.get("weights"), params["precision"]
