@@ -123,14 +123,16 @@ def call_streams(call: Call) -> Iterator[None]:
     request = call.request
     saved = sys.stdin, sys.stdout, sys.stderr
     saved_env = {name: os.environ.get(name) for name in ("COLUMNS", "LINES")}
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(_StdinSource(call, request["stdin_tty"])))
+    sys.stdin = io.TextIOWrapper(
+        io.BufferedReader(_StdinSource(call, request.get("stdin_tty", False)))
+    )
     sys.stdout = io.TextIOWrapper(
-        io.BufferedWriter(_Sink(call, protocol.STDOUT, request["stdout_tty"])),
+        io.BufferedWriter(_Sink(call, protocol.STDOUT, request.get("stdout_tty", False))),
         encoding="utf-8",
         line_buffering=True,
     )
     sys.stderr = io.TextIOWrapper(
-        io.BufferedWriter(_Sink(call, protocol.STDERR, request["stderr_tty"])),
+        io.BufferedWriter(_Sink(call, protocol.STDERR, request.get("stderr_tty", False))),
         encoding="utf-8",
         errors="backslashreplace",
         line_buffering=True,
