@@ -10,6 +10,7 @@ import click
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
     DEFAULT_TILE_PAD,
+    degradation_option,
     load_upscaler,
     precision_option,
 )
@@ -63,13 +64,7 @@ Examples:
     show_default=True,
     help="Nearest-neighbour magnification of every panel.",
 )
-@click.option(
-    "--degradation",
-    default="bicubic",
-    show_default=True,
-    metavar="CHAIN",
-    help="How the LR input is made from IMAGE, as in 'srgan eval' (e.g. bicubic+jpeg75).",
-)
+@degradation_option
 @precision_option
 def compare(
     image: Path,

@@ -15,6 +15,7 @@ import click
 from srgan_cli import __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
+    degradation_option,
     load_upscaler,
     model_options,
     quiet_tensorflow_startup,
@@ -54,14 +55,7 @@ in order, e.g. lanczos+jpeg80; noise is seeded per image, so every row is reprod
 )
 @model_options
 @tta_option
-@click.option(
-    "--degradation",
-    default="bicubic",
-    show_default=True,
-    metavar="CHAIN",
-    help="How the LR inputs are made: a resizer then jpegQ / noiseS steps joined by '+' "
-    "(e.g. bicubic+jpeg75); bicubic is the published protocol.",
-)
+@degradation_option
 @click.option(
     "--json",
     "json_path",

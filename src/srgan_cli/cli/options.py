@@ -71,6 +71,15 @@ tile_pad_option = click.option(
     help="Input pixels of context around each tile (hides the seams).",
 )
 MODEL_OPTIONS = (model_option, weights_option, precision_option, tile_option, tile_pad_option)
+degradation_option = click.option(
+    "--degradation",
+    default="bicubic",
+    show_default=True,
+    metavar="CHAIN",
+    help="How LR inputs are made from HR images: a resizer (bicubic, bilinear, lanczos, box, "
+    "nearest), then '+'-joined jpegQ / noiseS steps, e.g. bicubic+jpeg75; bicubic is the "
+    "published protocol.",
+)
 tta_option = click.option(
     "--tta",
     is_flag=True,
