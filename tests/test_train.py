@@ -159,6 +159,21 @@ def fake_vgg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_vgg_features_before_the_relu_keep_the_sign(fake_vgg):
+    """Pre-ReLU taps are the post-ReLU ones before clipping: same layers, sign kept."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    x = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32")
+    after = networks.build_vgg_features(fake_vgg)(x)
+    before = networks.build_vgg_features(fake_vgg, pre_relu=True)(x)
+    assert len(after) == len(before) == len(networks.DEFAULT_VGG_TAPS)
+    for post, pre in zip(after, before, strict=True):
+        pre = np.asarray(pre)
+        np.testing.assert_allclose(np.asarray(post), np.maximum(pre, 0.0), atol=1e-5)
+        assert (pre < 0).any()
+
+
 @pytest.mark.slow
 def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Path, fake_vgg):
     pytest.importorskip("keras")

@@ -32,6 +32,8 @@ def _train_config_options(func: F) -> F:
             continue
         default = spec.default
         flag = "--" + spec.name.replace("_", "-")
+        if isinstance(default, bool):  # --x/--no-x switches, not "--x true"
+            flag = f"{flag}/--no-{flag[2:]}"
         func = click.option(flag, type=type(default), default=default, show_default=True)(func)
     return func
 

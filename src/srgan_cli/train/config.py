@@ -40,6 +40,7 @@ class TrainConfig:
     lowres_weight: float = 0.0  # L1 on 4x4 box averages (colour / low frequencies)
     grid_weight: float = 0.0  # L1 on the period-4 sub-pixel pattern (anti-checkerboard)
     content_weight: float = 1.0
+    vgg_pre_relu: bool = False  # content loss on VGG features before the ReLU (ESRGAN)
     adv_weight: float = 5e-3
 
     def check(self) -> None:

@@ -57,7 +57,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
 
     with policy_scope(_policy(cfg)):
         disc = networks.build_discriminator()
-        features = networks.build_vgg_features(cfg.vgg_weights)
+        features = networks.build_vgg_features(cfg.vgg_weights, pre_relu=cfg.vgg_pre_relu)
     model = networks.GanObjective(gen, disc, features)
     model.compile(
         optimizer=optimizer,

@@ -42,8 +42,15 @@ def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.M
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_vgg_features(weights_path: str | Path, taps: tuple[int, ...] = DEFAULT_VGG_TAPS):
-    """Frozen ImageNet VGG16 trunk returning the ReLU outputs at ``taps`` for RGB in [0, 1]."""
+def build_vgg_features(
+    weights_path: str | Path, taps: tuple[int, ...] = DEFAULT_VGG_TAPS, pre_relu: bool = False
+):
+    """Frozen ImageNet VGG16 trunk returning the features at ``taps`` for RGB in [0, 1].
+
+    ``pre_relu`` taps the convolutions before their ReLU (ESRGAN): after the ReLU most
+    activations are zero and carry no sign, so a content loss there cannot see a global loss
+    of contrast or a brightness shift, and GAN outputs drift in both.
+    """
     path = Path(weights_path)
     if not path.is_file():
         raise FileNotFoundError(f"VGG16 weights not found: {path} (pass --vgg-weights)")
@@ -53,10 +60,13 @@ def build_vgg_features(weights_path: str | Path, taps: tuple[int, ...] = DEFAULT
     x = layers.Rescaling(1.0 / std, offset=-mean / std)(inputs)
     outputs = []
     for i in range(max(taps) + 1):
-        conv = layers.Conv2D(_VGG_WIDTHS[i], 3, padding="same", activation="relu", name=f"vgg{i}")
+        conv = layers.Conv2D(_VGG_WIDTHS[i], 3, padding="same", name=f"vgg{i}")
         x = conv(x)
         conv.set_weights([data[f"conv{i}_kernel"], data[f"conv{i}_bias"]])
-        if i in taps:
+        if i in taps and pre_relu:
+            outputs.append(x)
+        x = layers.ReLU()(x)
+        if i in taps and not pre_relu:
             outputs.append(x)
         if i in _VGG_POOL_AFTER and i < max(taps):
             x = layers.MaxPooling2D(2)(x)
