@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -166,6 +171,159 @@ def test_two_node_cluster_writes_what_one_process_writes(
     assert_same_images(reference / "img", out)
     assert_same_report_rows(reference / "r.json", report, out, reference / "img")
     assert len({row["node"] for row in report_rows(report)}) == 2  # both nodes did work
+
+
+@pytest.mark.slow
+def test_ray_local_reads_and_writes_uris(
+    photos: Path, reference: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """file:// is pyarrow's LocalFileSystem reached by URI: the actors list nothing, read
+    each input's bytes and write each output through pyarrow, as they would on s3://."""
+    out, report = tmp_path / "img", tmp_path / "r.json"
+    args = [f"file://{photos}", "-r", "-o", f"file://{out}", "--report", report, "--ray", "local"]
+    code, output = upscale(*args, "--ray-actors", "2", *model_args(tiny_weights))
+    assert code == 1, output
+    assert f"Error: file://{photos}/broken.png: " in output
+    assert_same_images(reference / "img", out)  # same files: no temporary file left either
+    want, got = report_rows(reference / "r.json"), report_rows(report)
+    assert [row["input"] for row in got] == [f"file://{row['input']}" for row in want]
+    ref_out = str(reference / "img")
+    assert [row["output"] for row in got] == [
+        row["output"].replace(ref_out, f"file://{out}") for row in want
+    ]
+    assert all(row["node"] for row in got)
+
+
+def test_uri_outputs_are_decided_on_the_driver_without_starting_ray(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    make_image(tmp_path / "in" / "p.png")
+    source, out = f"file://{tmp_path}/in", f"file://{tmp_path}/out"
+    assert upscale(source, "-o", out, *model_args(tiny_weights))[0] == 0
+    code, output = upscale(source, "-o", out, "--ray", "local", *model_args(tiny_weights))
+    assert code == 1
+    assert f"{out}/p.png exists (use --overwrite or --skip-existing)" in output
+    report = tmp_path / "r.json"
+    args = ["--ray", "local", "--skip-existing", "--report", report]
+    assert upscale(source, "-o", out, *args, *model_args(tiny_weights))[0] == 0
+    assert [row["skipped"] for row in report_rows(report)] == [True]
+    input_as_output = [f"{source}/p.png", "-o", tmp_path / "in" / "p.png", "--overwrite"]
+    code, output = upscale(*input_as_output, "--ray", "local", *model_args(tiny_weights))
+    assert code == 1
+    assert "refusing to overwrite input file" in output
+    assert not ray.is_initialized()
+
+
+def test_an_unknown_uri_scheme_is_one_line_exit_2_before_ray_starts(rgb_png: Path) -> None:
+    result = CliRunner().invoke(main, ["upscale", "nosuch://bucket/a.png", "--ray", "local"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: nosuch://bucket/a.png: Unrecognized filesystem type in URI: nosuch://bucket/a.png"
+    ]
+    assert not ray.is_initialized()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free right now, so this cluster cannot collide with another Ray on the machine."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture
+def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A head node started the way users start one (``ray start --head``); its address.
+
+    ``--block`` keeps the ``ray start`` process in the foreground as the owner of the
+    cluster's processes: SIGTERM to it (by its pid) stops exactly this cluster, where
+    ``ray stop`` would stop every Ray on the machine, other people's included. Its own
+    session, so a last-resort SIGKILL of its process group reaches only what it started.
+    """
+    gcs, client, agent, agent_grpc, runtime_env, metrics = free_ports(6)
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: socket paths are limited
+    log = tmp_path_factory.mktemp("ray-start") / "ray-start.log"
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
+    command += ["--num-cpus", "2", "--disable-usage-stats", "--include-dashboard", "false"]
+    command += ["--temp-dir", temp_dir, "--port", str(gcs)]
+    for option, port in [
+        ("--ray-client-server-port", client),
+        ("--dashboard-agent-listen-port", agent),
+        ("--dashboard-agent-grpc-port", agent_grpc),
+        ("--runtime-env-agent-port", runtime_env),
+        ("--metrics-export-port", metrics),
+    ]:
+        command += [option, str(port)]
+    with open(log, "wb") as handle:
+        head = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{gcs}"
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def cluster_env(address: str) -> dict[str, str]:
+    """The environment a user on a cluster node has.
+
+    RAY_ADDRESS is what 'auto' takes first (without it Ray would look for any cluster on
+    this machine, another test run's included). A cluster from 'ray start' has token
+    authentication on (Ray's default since 2.5x) and Ray sends the token it keeps in ~/.ray
+    only to a cluster it found by itself: with an address, the driver must ask for it. Ray
+    reads both when a process starts, hence fresh processes rather than this one.
+    """
+    return {**os.environ, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
+
+
+def cluster_node_ids(address: str) -> list[str]:
+    code = "import ray; ray.init(); print(*[n['NodeID'] for n in ray.nodes() if n['Alive']])"
+    found = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cluster_env(address),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return found.stdout.split()
+
+
+@pytest.mark.slow
+def test_ray_auto_joins_a_cluster_started_with_ray_start(
+    photos: Path, reference: Path, tiny_weights: Path, tmp_path: Path, started_cluster: str
+) -> None:
+    out, report = tmp_path / "img", tmp_path / "r.json"
+    args = [photos, "-r", "-o", out, "--report", report, "--ray", "auto"]
+    command = [sys.executable, "-m", "srgan_cli", "upscale", *map(str, args)]
+    run = subprocess.run(
+        [*command, *model_args(tiny_weights)],
+        env=cluster_env(started_cluster),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stderr  # broken.png failed, the rest were written
+    assert_same_images(reference / "img", out)
+    assert_same_report_rows(reference / "r.json", report, out, reference / "img")
+    (node_id,) = cluster_node_ids(started_cluster)  # the cluster outlived the driver
+    nodes = {row["node"] for row in report_rows(report)}
+    assert nodes == {f"{socket.gethostname()}/{node_id[:8]}"}
 
 
 def map_worker_pids() -> list[int]:

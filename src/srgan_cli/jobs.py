@@ -2,8 +2,10 @@
 
 INPUT arguments (files, directories, globs, ``-``) and ``-o`` turn into ``Job`` objects with
 their output paths, and ``output_is_up_to_date`` / ``same_file`` decide what an existing
-output means. The CLI, the server, a worker or a Ray engine all plan through here, so they
-agree on names and on what is skipped. Standard library only (no numpy, Pillow, TensorFlow or
+output means. An argument written as a URI (``s3://...``, ``file:///...``) becomes a
+``remote.Uri`` instead of a ``Path`` and follows the same rules (globs aside). The CLI,
+the server, a worker or a Ray engine all plan through here, so they agree on names and on
+what is skipped. Standard library only (no numpy, Pillow, TensorFlow or
 click): a light client imports it without paying for the model's stack.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from srgan_cli.errors import UsageError
 from srgan_cli.formats import DEFAULT_FORMAT, OutputFormat, format_for_path
+from srgan_cli.remote import Uri, is_uri
 
 DEFAULT_SUFFIX = "_x4"
 """Added to the stem of outputs written beside their input."""
@@ -30,6 +33,19 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
+Location = Path | Uri
+"""Where an input or output lives: a local (or shared-filesystem) path, or a URI."""
+
+
+def location(text: str) -> Location:
+    """A ``Uri`` for 'scheme://...', else a ``Path`` (UsageError for an unknown scheme)."""
+    return Uri.parse(text) if is_uri(text) else Path(text)
+
+
+def identity(place: Location) -> str:
+    """What names the same file however it was written (symlinks, file:// resolved)."""
+    return place.identity if isinstance(place, Uri) else os.path.realpath(place)
+
 
 @dataclass
 class Job:
@@ -39,8 +55,8 @@ class Job:
     output's extension.
     """
 
-    input: Path | None
-    output: Path | None
+    input: Location | None
+    output: Location | None
     display_name: str
     format: str = DEFAULT_FORMAT
 
@@ -53,8 +69,8 @@ class InputFile:
     the output keeps the relative path from; None for a file named explicitly.
     """
 
-    path: Path | None
-    root: Path | None = None
+    path: Location | None
+    root: Location | None = None
 
     @property
     def display_name(self) -> str:
@@ -74,13 +90,14 @@ def find_inputs(patterns: Sequence[str], *, recursive: bool) -> list[InputFile]:
     for pattern in patterns:
         for item in _expand(pattern, recursive):
             assert item.path is not None
-            found.setdefault(os.path.realpath(item.path), item)
+            found.setdefault(identity(item.path), item)
     return sorted(found.values(), key=lambda item: str(item.path))
 
 
 def _expand(pattern: str, recursive: bool) -> list[InputFile]:
-    """One argument -> its inputs: the file itself, a directory's images, or glob matches."""
-    path = Path(pattern)
+    """One argument -> its inputs: the file itself, a directory's images, or glob matches
+    (local paths only: object stores have no globs)."""
+    path = location(pattern)
     if path.is_dir():
         files = _directory_images(path, recursive)
         if not files:
@@ -89,7 +106,7 @@ def _expand(pattern: str, recursive: bool) -> list[InputFile]:
         return [InputFile(file, path) for file in files]
     if path.exists():
         return [InputFile(path)]
-    if _GLOB_MAGIC.search(pattern):
+    if isinstance(path, Path) and _GLOB_MAGIC.search(pattern):
         import glob
 
         matches = [Path(m) for m in glob.glob(pattern, recursive=True)]
@@ -104,10 +121,13 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
-def _directory_images(directory: Path, recursive: bool) -> list[Path]:
+def _directory_images(directory: Location, recursive: bool) -> list[Location]:
     """Image files in ``directory`` (and below with ``recursive``); hidden names skipped,
     like a shell glob, which also keeps our own ``.name.tmp`` files out."""
-    found: list[Path] = []
+    if isinstance(directory, Uri):
+        files = directory.files(recursive=recursive)
+        return [file for file in files if file.suffix.lower() in IMAGE_SUFFIXES]
+    found: list[Location] = []
     for top, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         found.extend(
@@ -155,14 +175,14 @@ def plan_jobs(
     if not batch:
         (source,) = sources
         target = _single_output(source, output, ext)
-        named = chosen if target is None else _format_of(target, output_format)
+        named = chosen if target is None else _format_of(str(target), output_format)
         return [Job(source.path, target, source.display_name, named)]
     out_dir = _output_directory(output, len(sources))
     sources = _outside(out_dir, sources)
     return [Job(s.path, _in_directory(out_dir, s, ext), s.display_name, chosen) for s in sources]
 
 
-def _format_of(target: Path, requested: str | None) -> str:
+def _format_of(target: str, requested: str | None) -> str:
     """The format an output file's extension asks for; ``requested`` must agree with it."""
     named = format_for_path(target, default=requested or DEFAULT_FORMAT)
     if requested is not None and named != requested:
@@ -170,39 +190,41 @@ def _format_of(target: Path, requested: str | None) -> str:
     return named
 
 
-def _beside(path: Path | None, suffix: str, ext: str) -> Path | None:
+def _beside(path: Location | None, suffix: str, ext: str) -> Location | None:
     return None if path is None else path.with_name(f"{path.stem}{suffix}{ext}")
 
 
-def _single_output(source: InputFile, output: str, ext: str) -> Path | None:
+def _single_output(source: InputFile, output: str, ext: str) -> Location | None:
     """'-' is stdout; an existing directory (or a path ending in '/') gets <stem><ext>."""
     if output == STDIN:
         return None
-    target = Path(output)
+    target = location(output)
     as_directory = target.is_dir() or output.endswith(("/", os.sep))
     if as_directory and source.path is not None:
         return target / f"{source.path.stem}{ext}"
     return target
 
 
-def _outside(out_dir: Path, sources: list[InputFile]) -> list[InputFile]:
+def _outside(out_dir: Location, sources: list[InputFile]) -> list[InputFile]:
     """Drop images found by a directory walk or glob inside the output directory.
 
     Without this, 'srgan upscale photos -r -o photos/big' would take last run's outputs as
     new inputs. Files named explicitly are kept (they are always tried).
     """
-    fence = os.path.join(os.path.realpath(out_dir), "")
+    fence = os.path.join(identity(out_dir), "")
     kept = [
-        s for s in sources if s.root is None or not os.path.realpath(s.path or "").startswith(fence)
+        s
+        for s in sources
+        if s.root is None or s.path is None or not identity(s.path).startswith(fence)
     ]
     if not kept:
         raise UsageError(f"no images outside the output directory {out_dir}")
     return kept
 
 
-def _output_directory(output: str, count: int) -> Path:
+def _output_directory(output: str, count: int) -> Location:
     """``-o`` for a batch must be a directory (existing or to be created)."""
-    target = Path(output)
+    target = location(output)
     looks_like_file = target.suffix.lower() in IMAGE_SUFFIXES or output == STDIN
     if (target.exists() and not target.is_dir()) or (looks_like_file and not target.is_dir()):
         raise UsageError(
@@ -212,7 +234,7 @@ def _output_directory(output: str, count: int) -> Path:
     return target
 
 
-def _in_directory(out_dir: Path, source: InputFile, ext: str) -> Path:
+def _in_directory(out_dir: Location, source: InputFile, ext: str) -> Location:
     assert source.path is not None
     name = f"{source.path.stem}{ext}"
     if source.root is None:
@@ -220,25 +242,34 @@ def _in_directory(out_dir: Path, source: InputFile, ext: str) -> Path:
     return out_dir / source.path.parent.relative_to(source.root) / name
 
 
-def same_file(output: Path, source: Path | None) -> bool:
+def same_file(output: Location, source: Location | None) -> bool:
     """True when ``output`` exists and is ``source`` (hard links, bind mounts included)."""
     if source is None:
         return False
+    if isinstance(output, Uri) or isinstance(source, Uri):
+        return identity(output) == identity(source)
     try:
         return os.path.samefile(output, source)
     except OSError:
         return False
 
 
-def output_is_up_to_date(output: Path | None, source: Path | None) -> bool:
+def output_is_up_to_date(output: Location | None, source: Location | None) -> bool:
     """make's rule: an output at least as new as its input needs no work. stdin is never
-    up to date (it has no time) and stdout never exists."""
+    up to date (it has no time) and stdout never exists; nor is a file without a time."""
     if output is None or source is None:
         return False
+    output_time, source_time = _mtime_ns(output), _mtime_ns(source)
+    return output_time is not None and source_time is not None and output_time >= source_time
+
+
+def _mtime_ns(place: Location) -> int | None:
+    if isinstance(place, Uri):
+        return place.mtime_ns()
     try:
-        return output.stat().st_mtime >= source.stat().st_mtime
+        return place.stat().st_mtime_ns
     except OSError:
-        return False
+        return None
 
 
 @dataclass(frozen=True)
@@ -260,7 +291,7 @@ class OutputClaims:
     """
 
     def __init__(self, jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) -> None:
-        self.inputs = {os.path.realpath(job.input) for job in jobs if job.input is not None}
+        self.inputs = {identity(job.input) for job in jobs if job.input is not None}
         self.claimed: dict[str, str] = {}
         self.overwrite = overwrite
         self.skip_existing = skip_existing
@@ -269,7 +300,7 @@ class OutputClaims:
         """Decide for ``job`` and claim its output (a later job naming it is refused)."""
         if job.output is None:
             return OutputDecision()
-        target = os.path.realpath(job.output)
+        target = identity(job.output)
         if target in self.inputs or same_file(job.output, job.input):
             return OutputDecision(
                 f"{job.display_name}: refusing to overwrite input file {job.output}"

@@ -44,6 +44,7 @@ from srgan_cli.imageio import (
     write_atomic,
 )
 from srgan_cli.jobs import Job, OutputClaims
+from srgan_cli.remote import Uri
 from srgan_cli.resize import check_outscale, output_size, resize_alpha, resize_pixels
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
@@ -440,8 +441,9 @@ class _Batch:
                     self.stdin_bytes, max_pixels=self.options.max_pixels, name=job.display_name
                 )
             else:
+                source = job.input.read_bytes() if isinstance(job.input, Uri) else job.input
                 image = read_image(
-                    job.input, max_pixels=self.options.max_pixels, name=job.display_name
+                    source, max_pixels=self.options.max_pixels, name=job.display_name
                 )
         except ImageError as err:
             result.error = str(err)
@@ -530,6 +532,8 @@ class _Batch:
         try:
             if job.output is None:
                 self._write_stdout(encode_image(image, output))
+            elif isinstance(job.output, Uri):
+                job.output.write_atomic(lambda fh: save_image(fh, image, output))
             else:
                 job.output.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(job.output, lambda fh: save_image(fh, image, output))

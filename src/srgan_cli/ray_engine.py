@@ -10,7 +10,9 @@ overwritten, an existing output is skipped or refused) are decided once on the d
 redoes the same write instead of tripping over its own half-finished run.
 
 Paths must name the same files on every node (a shared filesystem); they are made absolute
-on the driver. A row that fails records a one-line error naming the file and the run goes on.
+on the driver. Inputs and outputs given as URIs (``s3://``, ``file:///``: ``remote.Uri``) are
+read and written by each actor through pyarrow, so they need no shared mount. A row that
+fails records a one-line error naming the file and the run goes on.
 Ray is imported only here, only when ``--ray`` is used (``pip install "srgan-cli[ray]"``).
 """
 
@@ -24,12 +26,12 @@ import re
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from srgan_cli.errors import SrganError, UsageError
-from srgan_cli.jobs import Job, OutputClaims
+from srgan_cli.jobs import Job, OutputClaims, location
 from srgan_cli.pipeline import DEFAULT_MEMORY_BUDGET, ImageResult, run_jobs
+from srgan_cli.remote import Uri
 
 LOCAL = "local"
 """``--ray local``: start a private Ray on this machine for the run (shut down afterwards)."""
@@ -227,7 +229,14 @@ def _init(ray: Any, address: str) -> None:
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise SrganError(f"cannot connect to Ray at {address}: {_first_line(err)}") from err
+        hint = "" if address == LOCAL or os.environ.get("RAY_AUTH_MODE") else _AUTH_HINT
+        raise SrganError(f"cannot connect to Ray at {address}: {_first_line(err)}{hint}") from err
+
+
+_AUTH_HINT = " (a cluster with token authentication also needs RAY_AUTH_MODE=token)"
+"""Ray >= 2.5x turns token authentication on for 'ray start' clusters but sends the token
+only to a cluster it found by itself, not to an address given (or in RAY_ADDRESS): that
+refusal reads as a plain connection failure."""
 
 
 def _quiet_ray_data() -> None:
@@ -270,16 +279,18 @@ def _dataset(
 
 
 def _job_to_json(job: Job) -> str:
-    """A job as JSON with absolute paths (workers do not share the driver's cwd)."""
+    """A job as JSON with absolute paths (workers do not share the driver's cwd); URIs as
+    written."""
     data = {f.name: getattr(job, f.name) for f in fields(job)}
     for key in ("input", "output"):
-        data[key] = os.path.abspath(data[key])
+        place = data[key]
+        data[key] = str(place) if isinstance(place, Uri) else os.path.abspath(place)
     return json.dumps(data)
 
 
 def _job_from_json(text: str) -> Job:
     data = json.loads(text)
-    return Job(**{**data, "input": Path(data["input"]), "output": Path(data["output"])})
+    return Job(**{**data, "input": location(data["input"]), "output": location(data["output"])})
 
 
 def _result_from(row: dict[str, Any], job: Job) -> ImageResult:

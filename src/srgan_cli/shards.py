@@ -62,15 +62,16 @@ def shard_key(job: Job, output_root: str | os.PathLike[str] | None) -> str:
     """The text a job's shard is hashed from (see the module docstring).
 
     Purely lexical (``os.path.relpath`` on the paths as given, no symlinks resolved) so
-    nodes with different mounts agree; '/' separators so Windows and POSIX agree.
+    nodes with different mounts agree; '/' separators so Windows and POSIX agree. A URI is
+    taken as its text, so 'DST/a.png' keys the same under ``-o /mnt/x`` and ``-o s3://x``.
     """
     target = job.output if job.output is not None else job.input
     if target is None:
         return STDIN
     if output_root is not None and job.output is not None:
-        relative = os.path.relpath(job.output, output_root)
+        relative = os.path.relpath(str(job.output), str(output_root))
         return PurePath(relative).as_posix()
-    return PurePath(os.path.normpath(target)).as_posix()
+    return PurePath(os.path.normpath(str(target))).as_posix()
 
 
 def shard_of(key: str, count: int) -> int:

@@ -49,6 +49,7 @@ Examples:
   srgan upscale 'photos/**/*.jpg' -o big/      # quoted: srgan expands the glob itself
   srgan upscale photos/ -r -o big/ --shard 2/8 # part 2 of 8 (job arrays: Slurm, k8s)
   srgan upscale /nfs/photos -r -o /nfs/big --ray auto   # on the Ray cluster
+  srgan upscale s3://b/photos -r -o s3://b/big --ray auto   # object store, no shared mount
   cat small.png | srgan upscale - > big.png    # stdin to stdout
 
 \b
@@ -146,7 +147,8 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     default=None,
     metavar="ADDRESS",
     help="Run on Ray (pip install 'srgan-cli[ray]'): 'local' starts one on this machine, "
-    "'auto' or HOST:PORT joins a cluster. Paths must be reachable from every node.",
+    "'auto' or HOST:PORT joins a cluster. Paths must be reachable from every node "
+    "(a shared filesystem, or URIs such as s3://bucket/dir).",
 )
 @click.option(
     "--ray-actors",
@@ -201,7 +203,8 @@ def upscale(
     """Upscale images 4x (or --outscale) to PNG, JPEG, WebP or TIFF.
 
     INPUT is an image file, a directory (its image files; -r to descend), a glob pattern
-    in quotes ('**' matches any depth) or '-' for standard input.
+    in quotes ('**' matches any depth) or '-' for standard input. Files and directories
+    (and -o) may also be pyarrow filesystem URIs: s3://bucket/dir, file:///abs/dir.
     """
     started = time.perf_counter()
     if not no_worker:
