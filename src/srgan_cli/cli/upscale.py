@@ -30,6 +30,7 @@ from srgan_cli.errors import UsageError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
 from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
 from srgan_cli.shards import parse_shard, select_shard
+from srgan_cli.streams import binary_stdin, binary_stdout
 from srgan_cli.worker import client as worker_client
 from srgan_cli.worker.held import reporting_outputs
 
@@ -338,14 +339,14 @@ def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
     """The binary stdout when a job writes there; refuse to spray PNG bytes on a terminal."""
     if all(job.output is not None for job in jobs):
         return None
-    stream = click.get_binary_stream("stdout")
+    stream = binary_stdout()
     if stream.isatty():
         raise UsageError("refusing to write image data to a terminal; use -o FILE or redirect")
     return stream
 
 
 def _read_stdin() -> bytes:
-    data = click.get_binary_stream("stdin").read()
+    data = binary_stdin().read()
     if not data:
         raise UsageError("standard input is empty")
     return data

@@ -28,6 +28,7 @@ from click.core import ParameterSource
 
 from srgan_cli import __version__
 from srgan_cli.errors import SrganError
+from srgan_cli.streams import binary_stdin, binary_stdout
 from srgan_cli.worker import protocol
 from srgan_cli.worker.held import local_only_option
 from srgan_cli.worker.paths import lock_path, log_path, private_dir, socket_path
@@ -319,13 +320,13 @@ class _ForwardedCall:
 
     def _send_stdin(self) -> None:
         """The worker's command reads stdin: read ours (kept for a fallback) and send it."""
-        self.stdin_data = click.get_binary_stream("stdin").read()
+        self.stdin_data = binary_stdin().read()
         protocol.send_bytes(self.conn, protocol.STDIN, self.stdin_data)
         protocol.send_frame(self.conn, protocol.STDIN)  # empty frame: end of input
 
     def _flush_stdout(self) -> None:
         if self._stdout_parts:
-            stream = click.get_binary_stream("stdout")
+            stream = binary_stdout()
             stream.write(b"".join(self._stdout_parts))
             stream.flush()
 
