@@ -249,7 +249,7 @@ def test_info_json():
     result = CliRunner().invoke(main, ["info", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data["models"]) == {"srgan", "srresnet"}
+    assert set(data["models"]) == {"srgan", "srresnet", "real"}
     for model in data["models"].values():
         assert model["status"] in ("ok", "missing", "invalid")
     assert set(data["cpu_features"]) == {"avx512f", "avx512_bf16", "amx_bf16"}

@@ -16,7 +16,7 @@ from typing import Any
 
 from srgan_cli.errors import WeightsError
 
-MODEL_NAMES = ("srgan", "srresnet")
+MODEL_NAMES = ("srgan", "srresnet", "real")
 DEFAULT_MODEL = "srgan"
 WEIGHTS_SUFFIX = ".weights.h5"
 

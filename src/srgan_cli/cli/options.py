@@ -39,7 +39,8 @@ model_option = click.option(
     "--model",
     type=click.Choice(MODEL_NAMES),
     default=None,
-    help=f"Shipped model to use [default: {DEFAULT_MODEL}].",
+    help=f"Shipped model to use [default: {DEFAULT_MODEL}]; real: for JPEGs, phone and web "
+    "photos, noisy scans.",
 )
 weights_option = click.option(
     "--weights",

@@ -42,6 +42,7 @@ UPSCALE_EPILOG = """\b
 Examples:
   srgan upscale photo.jpg                      # -> photo_x4.png
   srgan upscale photo.jpg -o big.png           # one input: -o is the output file
+  srgan upscale phone.jpg --model real         # JPEGs, phone/web photos, noisy scans
   srgan upscale photo.jpg -o big.jpg --quality 90   # format from the extension
   srgan upscale photos/ -o big/ --format webp  # a batch as WebP: big/<stem>.webp
   srgan upscale photo.jpg --outscale 2         # 2x: the 4x model, then Lanczos to 2x
