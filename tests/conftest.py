@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 
@@ -92,3 +96,25 @@ def private_worker_dir():
         else:
             os.environ[name] = value
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def modules_loaded_by(imports: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` a fresh interpreter has loaded after ``import <imports>``.
+
+    A fresh process, because this test process has long imported numpy and TensorFlow.
+    """
+    code = f"import sys, {imports}; print(sorted(m for m in {candidates!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return ast.literal_eval(out.stdout)
+
+
+@pytest.fixture
+def run(tiny_weights):
+    """``srgan upscale ... --weights <tiny>`` in-process; returns click's Result."""
+    from srgan_cli.cli import main
+
+    def invoke(*args: object, input: bytes | None = None):
+        argv = ["upscale", *map(str, args), "--weights", str(tiny_weights)]
+        return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
+
+    return invoke

@@ -15,22 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import make_image, modules_loaded_by
 from PIL import Image
 
 from srgan_cli import __version__, imageio, pipeline, tiling
 from srgan_cli.cli import main, options
-
-
-@pytest.fixture
-def run(tiny_weights):
-    """Invoke ``srgan upscale ... --weights <tiny>`` in-process; returns click's Result."""
-
-    def invoke(*args: str, input: bytes | None = None):
-        argv = ["upscale", *map(str, args), "--weights", str(tiny_weights)]
-        return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
-
-    return invoke
 
 
 def size_of(path: Path) -> tuple[int, int]:
@@ -229,13 +218,8 @@ def test_help_defaults_match_the_library():
 
 
 def test_importing_cli_stays_light():
-    code = (
-        "import sys, srgan_cli.cli; "
-        "print(sorted(m for m in ('numpy', 'PIL', 'keras', 'tensorflow', 'tqdm') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = ("numpy", "PIL", "keras", "tensorflow", "tqdm")
+    assert modules_loaded_by("srgan_cli.cli", heavy) == []
 
 
 def test_python_dash_m():

@@ -10,27 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image, ImageCms
 
-from srgan_cli.cli import main
 from srgan_cli.errors import UsageError
 from srgan_cli.formats import EXTENSIONS, FORMATS, OutputFormat, format_for_path
 
 SIZE = (12, 10)
 BIG = (48, 40)
-
-
-@pytest.fixture
-def run(tiny_weights):
-    """``srgan upscale ... --weights <tiny>`` in-process; returns click's Result."""
-
-    def invoke(*args: object, input: bytes | None = None):
-        argv = ["upscale", *map(str, args), "--weights", str(tiny_weights)]
-        return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
-
-    return invoke
 
 
 def srgb_profile() -> bytes:

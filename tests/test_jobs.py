@@ -6,11 +6,10 @@ Planning only looks at names, suffixes and file times, so the "images" here are 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import modules_loaded_by
 
 from srgan_cli import jobs
 from srgan_cli.errors import UsageError
@@ -148,13 +147,8 @@ def test_pipeline_job_is_the_same_class():
 
 
 def test_importing_jobs_stays_light():
-    code = (
-        "import sys, srgan_cli.jobs; "
-        "print(sorted(m for m in ('numpy', 'PIL', 'click', 'keras', 'tensorflow') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = ("numpy", "PIL", "click", "keras", "tensorflow")
+    assert modules_loaded_by("srgan_cli.jobs", heavy) == []
 
 
 def test_output_format_names_outputs_and_the_extension_names_the_format(tmp_path):

@@ -4,13 +4,11 @@ planned by the same rules as local paths and run in-process by the same pipeline
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import make_image, modules_loaded_by
 
 from srgan_cli.cli import main
 from srgan_cli.errors import UsageError
@@ -119,9 +117,4 @@ def test_uris_in_process_write_what_paths_write_and_keep_the_rules(
 
 
 def test_importing_remote_stays_light() -> None:
-    code = (
-        "import sys, srgan_cli.jobs, srgan_cli.remote; "
-        "print(sorted(m for m in ('pyarrow', 'numpy', 'ray') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded_by("srgan_cli.jobs, srgan_cli.remote", ("pyarrow", "numpy", "ray")) == []
