@@ -142,6 +142,10 @@ def parse_chain(text: str) -> Chain:
     return Chain("+".join([resizer, *rest]), resizer, tuple(steps))
 
 
+PROTOCOL_CHAIN = parse_chain(DEFAULT_CHAIN)
+"""The published protocol's degradation (Pillow bicubic x1/4): every scorer's default."""
+
+
 def image_seed(name: str) -> int:
     """A seed fixed by the image's name, so a chain's noise is the same on every machine."""
     import zlib

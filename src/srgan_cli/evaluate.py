@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli import SCALE
-from srgan_cli.degrade import DEFAULT_CHAIN, Chain, image_seed, parse_chain
+from srgan_cli.degrade import DEFAULT_CHAIN, PROTOCOL_CHAIN, Chain, image_seed, parse_chain
 from srgan_cli.errors import UsageError
 from srgan_cli.imageio import read_image
 from srgan_cli.metrics import bicubic_upscale, crop_to_multiple, psnr, ssim
@@ -196,7 +196,7 @@ def score_image(
     *,
     set_name: str = "",
     image_name: str = "",
-    chain: Chain | None = None,
+    chain: Chain = PROTOCOL_CHAIN,
 ) -> ImageScore:
     """Run the protocol on one HxWx3 uint8 HR image: the model and bicubic from the same LR.
 
@@ -204,7 +204,6 @@ def score_image(
     noise is seeded by the image's set and name, so every run scores the same inputs.
     """
     hr = crop_to_multiple(hr)
-    chain = chain or parse_chain(DEFAULT_CHAIN)
     lr = chain.apply(hr, seed=image_seed(f"{set_name}/{image_name}"))
     started = time.perf_counter()
     sr = model.upscale(lr)
@@ -383,7 +382,7 @@ def comparison_panels(
     hr: np.ndarray,
     models: Sequence[SuperResolver],
     box: Box | None = None,
-    chain: Chain | None = None,
+    chain: Chain = PROTOCOL_CHAIN,
 ) -> tuple[Box, list[tuple[str, np.ndarray]]]:
     """The same crop, upscaled each way from one LR: bicubic, each model, HR.
 
@@ -395,7 +394,7 @@ def comparison_panels(
     hr = crop_to_multiple(hr)
     height, width = hr.shape[:2]
     box = _check_box(default_crop(hr) if box is None else box, height, width)
-    lr = (chain or parse_chain(DEFAULT_CHAIN)).apply(hr, seed=0)
+    lr = chain.apply(hr, seed=0)
     pad = DEFAULT_TILE_PAD
     top, left = max(0, box.y // SCALE - pad), max(0, box.x // SCALE - pad)
     bottom = min(lr.shape[0], (box.y + box.h) // SCALE + pad)
@@ -438,7 +437,7 @@ def comparison_sheet(
     models: Sequence[SuperResolver],
     box: Box | None = None,
     zoom: int = ZOOM,
-    chain: Chain | None = None,
+    chain: Chain = PROTOCOL_CHAIN,
 ) -> tuple[Box, np.ndarray]:
     """bicubic | each model | original (HR) for one crop of an HxWx3 uint8 HR image.
 

@@ -97,11 +97,11 @@ def eval_command(
     from tqdm import tqdm
 
     from srgan_cli import evaluate
-    from srgan_cli.degrade import parse_chain
+    from srgan_cli.degrade import DEFAULT_CHAIN, parse_chain
     from srgan_cli.imageio import write_atomic
 
     chain = parse_chain(degradation).name  # a bad chain fails before the model loads
-    if record and (chain != "bicubic" or tta):
+    if record and (chain != DEFAULT_CHAIN or tta):
         raise UsageError("--record stores the published protocol only (no --degradation/--tta)")
     sets = evaluate.benchmark_sets(directories)
     upscaler = load_upscaler(model, weights, precision, tile, tile_pad, tta)
