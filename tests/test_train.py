@@ -96,13 +96,14 @@ def _config(photo_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly(photo_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("ema", [0.0, 0.5])
+def test_resume_continues_exactly(photo_dir: Path, tmp_path: Path, ema: float):
     pytest.importorskip("keras")
     from srgan_cli.train import loop
 
-    straight = loop.run(_config(photo_dir, tmp_path / "a"))
+    straight = loop.run(_config(photo_dir, tmp_path / "a", ema=ema))
     # the wall-clock limit stops the run (with a checkpoint) after its first interval
-    loop.run(_config(photo_dir, tmp_path / "b", max_minutes=1e-6))
+    loop.run(_config(photo_dir, tmp_path / "b", max_minutes=1e-6, ema=ema))
     assert int(np.load(tmp_path / "b" / "checkpoint.npz")["step"]) == 3
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     loop.run(TrainConfig(**{**cfg, "max_minutes": 0.0}), resume=True)
@@ -114,6 +115,26 @@ def test_resume_continues_exactly(photo_dir: Path, tmp_path: Path):
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [3, 6]
     assert all(np.isfinite(row["loss"]) and "val_psnr" in row for row in log)
+    assert any(key.startswith("e") for key in a.files) == bool(ema)
+
+
+@pytest.mark.slow
+def test_ema_is_what_the_generator_files_hold(photo_dir: Path, tmp_path: Path):
+    """With --ema the snapshots (validated, selected, shipped) are the average, not the raw."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import loop
+
+    run = loop.run(_config(photo_dir, tmp_path / "ema", ema=0.5, lr=1e-2))
+    state = np.load(run / "checkpoint.npz")
+    gen = loop._generator(
+        _config(photo_dir, tmp_path / "x", init_weights=str(run / "last.weights.h5"))
+    )
+    published = gen.get_weights()
+    averages = [state[f"e{i}"] for i in range(len(published))]
+    for shipped, average in zip(published, averages, strict=True):
+        np.testing.assert_allclose(shipped, average, rtol=1e-6, atol=1e-7)
+    trained = [state[f"w{i}"] for i in range(len(published))]  # the generator comes first
+    assert any(not np.allclose(a, t) for a, t in zip(averages, trained, strict=True))
 
 
 @pytest.mark.slow
@@ -189,6 +210,7 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         init_weights=str(psnr_dir / "best.weights.h5"),
         vgg_weights=str(fake_vgg),
         lowres_weight=1.0,
+        relativistic=True,  # the standard adversarial terms are checked on their own below
     )
     model, gen = loop.build_trainable(cfg)
     disc_before = [np.array(w) for w in model.discriminator.get_weights()]
@@ -221,3 +243,24 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
     assert any(moved), "the discriminator must learn"
     frozen = zip(vgg_before, trained.features.get_weights(), strict=True)
     assert all(np.allclose(a, b) for a, b in frozen), "VGG must stay frozen"
+
+
+def test_relativistic_terms_compare_each_logit_with_the_other_kinds_mean():
+    """RaGAN: D wants real logits above the fakes' mean (and fakes below the reals'); G the
+    opposite, so unlike the standard loss G's term depends on the real logits too."""
+    pytest.importorskip("keras")
+    from srgan_cli.train.networks import adversarial_terms
+
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    real, fake = np.array([2.0, 0.5, 1.0], "float32"), np.array([-1.0, 0.0, 0.5], "float32")
+    adv, disc = (np.asarray(t) for t in adversarial_terms(real, fake, fake, relativistic=True))
+    want_disc = (softplus(-(real - fake.mean())) + softplus(fake - real.mean())) / 2
+    want_adv = (softplus(real - fake.mean()) + softplus(-(fake - real.mean()))) / 2
+    np.testing.assert_allclose(disc, want_disc, rtol=1e-5)
+    np.testing.assert_allclose(adv, want_adv, rtol=1e-5)
+    standard_adv, _ = adversarial_terms(real, fake, fake, relativistic=False)
+    np.testing.assert_allclose(np.asarray(standard_adv), softplus(-fake), rtol=1e-5)
+    shifted_adv, _ = adversarial_terms(real + 1, fake, fake, relativistic=True)
+    assert (np.asarray(shifted_adv) > adv).all()  # better-looking reals make G's loss worse

@@ -3,7 +3,9 @@
 ``checkpoint.npz`` holds the trained model's weights, the optimizer's variables (moments and
 iteration count, which also drives the learning-rate schedule) and the global step; batches
 are a function of the step (see ``data``), so no data-loader state is needed.
-``last.weights.h5`` / ``best.weights.h5`` hold just the generator, ready for export.
+``last.weights.h5`` / ``best.weights.h5`` hold just the generator, ready for export. With
+``--ema`` the checkpoint also holds the generator's moving average (``e*`` arrays), and the
+generator files hold that average: it is what gets validated, selected and shipped.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ def _replace_atomically(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def save(run_dir: Path, trainee, generator, step: int) -> None:
-    """Write the resumable state and the generator's current weights."""
+def save_state(run_dir: Path, trainee, step: int, ema: list[np.ndarray] | None = None) -> None:
+    """Write the resumable state: weights, optimizer variables, step and the EMA if any."""
     arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(trainee.get_weights())}
     opt_vars = trainee.optimizer.variables
     arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(opt_vars)})
+    arrays.update({f"e{i}": average for i, average in enumerate(ema or [])})
     arrays["step"] = np.array(step, dtype=np.int64)
     tmp = run_dir / f".{CHECKPOINT}.tmp.npz"
     np.savez(tmp, **arrays)
     _replace_atomically(tmp, run_dir / CHECKPOINT)
+
+
+def save_snapshot(run_dir: Path, generator, step: int) -> None:
+    """``last.weights.h5`` and a copy in ``snapshots/`` (what ``--select`` chooses from)."""
     save_generator(run_dir / "last", generator, step, None)
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(exist_ok=True)
@@ -51,6 +58,13 @@ def restore(run_dir: Path, trainee) -> int:
     for i, var in enumerate(trainee.optimizer.variables):
         var.assign(data[f"o{i}"])
     return int(data["step"])
+
+
+def restore_ema(run_dir: Path) -> list[np.ndarray] | None:
+    """The generator's moving average stored in the checkpoint, or None if it has none."""
+    data = np.load(run_dir / CHECKPOINT)
+    count = sum(1 for key in data.files if key.startswith("e"))
+    return [data[f"e{i}"] for i in range(count)] if count else None
 
 
 def save_generator(prefix: Path, generator, step: int, score: float | None) -> None:

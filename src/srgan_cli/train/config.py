@@ -42,6 +42,8 @@ class TrainConfig:
     content_weight: float = 1.0
     vgg_pre_relu: bool = False  # content loss on VGG features before the ReLU (ESRGAN)
     adv_weight: float = 5e-3
+    relativistic: bool = False  # relativistic average discriminator (ESRGAN)
+    ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:
         """Reject settings that cannot train, with a message naming the option."""
@@ -53,5 +55,7 @@ class TrainConfig:
             )
         if self.degradation not in ("bicubic", "real"):
             raise ValueError(f"degradation must be bicubic or real, not {self.degradation!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, not {self.precision!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     with policy_scope(_policy(cfg)):
         disc = networks.build_discriminator()
         features = networks.build_vgg_features(cfg.vgg_weights, pre_relu=cfg.vgg_pre_relu)
-    model = networks.GanObjective(gen, disc, features)
+    model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
     model.compile(
         optimizer=optimizer,
         loss=networks.weighted_total(
@@ -108,7 +109,10 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
     val = center_crops(load_pairs(val_files), 48, cfg.degradation) if val_files else None
     model, gen = build_trainable(cfg)
     start = checkpoint.restore(run_dir, model) if resume else 0
-    logger = _Progress(cfg, run_dir, gen, model, val, start)
+    ema = checkpoint.restore_ema(run_dir) if resume else None
+    if cfg.ema and ema is None:
+        ema = [np.array(w, dtype="float32") for w in gen.get_weights()]
+    logger = _Progress(cfg, run_dir, gen, model, val, start, ema)
     remaining = max(0, cfg.steps - start)
     epochs = -(-remaining // cfg.log_every)
     if epochs:
@@ -125,11 +129,16 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
 
 
 class _Progress(keras.callbacks.Callback):
-    """Logs JSONL, validates, checkpoints on a timer and enforces ``max_minutes``."""
+    """Logs JSONL, validates, checkpoints on a timer, enforces ``max_minutes``, keeps the EMA.
 
-    def __init__(self, cfg, run_dir: Path, gen, trainee, val, start: int) -> None:
+    With ``--ema`` the generator's weights are averaged after every step; validation and
+    the generator files use the average (``_published``), the training state keeps both.
+    """
+
+    def __init__(self, cfg, run_dir: Path, gen, trainee, val, start: int, ema=None) -> None:
         super().__init__()
         self.cfg, self.run_dir, self.gen, self.trainee, self.val = cfg, run_dir, gen, trainee, val
+        self.ema = ema
         self.step, self.started = start, time.monotonic()
         self.last_ckpt, self.last_log = self.started, self.started
         self.best = checkpoint.best_score(run_dir)
@@ -137,7 +146,38 @@ class _Progress(keras.callbacks.Callback):
 
         self.bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
 
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.ema is None:
+            return
+        decay = self.cfg.ema
+        for average, weight in zip(self.ema, self.gen.get_weights(), strict=True):
+            average *= decay
+            average += (1.0 - decay) * weight
+
+    @contextmanager
+    def _published(self):
+        """The generator holds the weights to validate and ship (the EMA, if any) inside."""
+        if self.ema is None:
+            yield
+            return
+        trained = self.gen.get_weights()
+        self.gen.set_weights(self.ema)
+        try:
+            yield
+        finally:
+            self.gen.set_weights(trained)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with self._published():
+            self._log_and_validate(logs)
+        now = time.monotonic()
+        out_of_time = self.cfg.max_minutes and now - self.started > self.cfg.max_minutes * 60
+        if out_of_time or now - self.last_ckpt > self.cfg.checkpoint_minutes * 60:
+            self.save()
+        if out_of_time:
+            self.trainee.stop_training = True
+
+    def _log_and_validate(self, logs: dict | None) -> None:
         now = time.monotonic()
         self.step += self.cfg.log_every
         self.bar.update(self.cfg.log_every)
@@ -152,14 +192,11 @@ class _Progress(keras.callbacks.Callback):
         if val > self.best:
             self.best = val
             checkpoint.save_generator(self.run_dir / "best", self.gen, self.step, val)
-        out_of_time = self.cfg.max_minutes and now - self.started > self.cfg.max_minutes * 60
-        if out_of_time or now - self.last_ckpt > self.cfg.checkpoint_minutes * 60:
-            self.save()
-        if out_of_time:
-            self.trainee.stop_training = True
 
     def save(self, final: bool = False) -> None:
-        checkpoint.save(self.run_dir, self.trainee, self.gen, self.step)
+        checkpoint.save_state(self.run_dir, self.trainee, self.step, self.ema)
+        with self._published():
+            checkpoint.save_snapshot(self.run_dir, self.gen, self.step)
         self.last_ckpt = time.monotonic()
         if final:
             self.bar.close()

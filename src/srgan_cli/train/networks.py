@@ -99,12 +99,19 @@ class GanObjective(keras.Model):
     content and adversarial terms. ``grid`` is L1 between their ``lattice_pattern``s: it
     forbids the period-4 checkerboard that adversarial training otherwise grows.
 
+    ``relativistic`` (ESRGAN's RaGAN) has D judge whether a real image looks *more* real than
+    the batch's fakes on average, and G push the other way on both halves; the generator then
+    also learns from the real images' logits, which sharpens texture on the same budget.
+
     ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
     """
 
-    def __init__(self, generator, discriminator, features, **kwargs) -> None:
+    def __init__(
+        self, generator, discriminator, features, relativistic: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.features = generator, discriminator, features
+        self.relativistic = relativistic
 
     def call(self, inputs, training=False):
         lr, hr = inputs
@@ -121,13 +128,34 @@ class GanObjective(keras.Model):
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
         fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
-        adv = ops.softplus(-fake_frozen[:, 0])  # non-saturating generator loss
         real = self.discriminator(hr, training=training)[:, 0]
         fake = self.discriminator(ops.stop_gradient(sr), training=training)[:, 0]
-        disc = ops.softplus(-real) + ops.softplus(fake)
-        adv, disc = ops.cast(adv, "float32"), ops.cast(disc, "float32")
+        adv, disc = adversarial_terms(
+            ops.cast(real, "float32"),
+            ops.cast(fake, "float32"),
+            ops.cast(fake_frozen[:, 0], "float32"),
+            self.relativistic,
+        )
         terms = [pixel, lowres, grid, content, adv, disc]
         return ops.stack(terms, axis=1)
+
+
+def adversarial_terms(real, fake, fake_frozen, relativistic: bool):
+    """Per-sample (generator adversarial loss, discriminator loss) from the D logits.
+
+    ``fake_frozen`` is D on the SR image with D's weights detached (the generator's path);
+    ``real`` is detached too on the generator's side, as G cannot change it.
+    Standard: non-saturating GAN. Relativistic average: each logit is compared with the mean
+    logit of the other kind in the batch.
+    """
+    if not relativistic:
+        return ops.softplus(-fake_frozen), ops.softplus(-real) + ops.softplus(fake)
+    real_g = ops.stop_gradient(real)
+    adv = ops.softplus(real_g - ops.mean(fake_frozen)) + ops.softplus(
+        -(fake_frozen - ops.mean(real_g))
+    )
+    disc = ops.softplus(-(real - ops.mean(fake))) + ops.softplus(fake - ops.mean(real))
+    return adv / 2, disc / 2
 
 
 def weighted_total(pixel_w: float, lowres_w: float, grid_w: float, content_w: float, adv_w: float):
