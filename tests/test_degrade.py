@@ -130,3 +130,16 @@ def test_real_chain_reaches_every_step_type(hr, monkeypatch):
         seen |= set(calls)
     assert seen == {"gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"}
     assert resizes_per_draw == {1, 2}
+
+
+def test_light_chain_damages_less_than_the_real_chain(hr):
+    """real-light: on average its LR stays closer to the clean protocol LR than real's."""
+    clean = bicubic_downscale(hr).astype(float)
+
+    def mean_damage(name: str) -> float:
+        chain = degrade.TRAINING_CHAINS[name]
+        draws = [chain.apply(hr, np.random.default_rng([3, i])) for i in range(200)]
+        return float(np.mean([np.abs(d.astype(float) - clean).mean() for d in draws]))
+
+    assert set(degrade.TRAINING_CHAINS) == set(degrade.TRAINING_DEGRADATIONS) - {"bicubic"}
+    assert mean_damage("real-light") < 0.8 * mean_damage("real")

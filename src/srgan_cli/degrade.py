@@ -30,7 +30,7 @@ RESIZERS: dict[str, int] = {
     "nearest": Image.NEAREST,
 }
 DEFAULT_CHAIN = "bicubic"
-TRAINING_DEGRADATIONS = ("bicubic", "real")
+TRAINING_DEGRADATIONS = ("bicubic", "real", "real-light")
 _STEP = re.compile(r"^(jpeg|noise)(\d+(?:\.\d+)?)$")
 
 
@@ -211,3 +211,14 @@ class RealDegradation:
         if rng.random() < self.jpeg_p:
             image = jpeg(image, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
         return image
+
+
+TRAINING_CHAINS: dict[str, RealDegradation] = {
+    "real": RealDegradation(),
+    # Closer to what people upscale (issue 10: web and phone JPEGs, mild sensor noise, any
+    # resizer): less and weaker blur, fewer two-pass chains, no JPEG below quality 40, and a
+    # larger clean share, so mild damage is not over-smoothed and clean input stays sharp.
+    "real-light": RealDegradation(
+        clean_p=0.2, blur_p=0.3, blur_sigma=(0.2, 1.5), second_pass_p=0.15, jpeg_quality=(40, 95)
+    ),
+}

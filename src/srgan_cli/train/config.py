@@ -32,7 +32,7 @@ class TrainConfig:
     val_images: int = 10
     seed: int = 0
     precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
-    degradation: str = "bicubic"  # or "real": a random blur/resize/noise/JPEG chain per patch
+    degradation: str = "bicubic"  # "real" / "real-light": a random blur/resize/noise/JPEG chain
     generator: dict[str, Any] = field(default_factory=_default_generator)
     init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
     vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
@@ -53,8 +53,10 @@ class TrainConfig:
             raise ValueError(
                 f"steps ({self.steps}) must be a multiple of log_every ({self.log_every})"
             )
-        if self.degradation not in ("bicubic", "real"):
-            raise ValueError(f"degradation must be bicubic or real, not {self.degradation!r}")
+        if self.degradation not in ("bicubic", "real", "real-light"):
+            raise ValueError(
+                f"degradation must be bicubic, real or real-light, not {self.degradation!r}"
+            )
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli import SCALE
-from srgan_cli.degrade import TRAINING_DEGRADATIONS, RealDegradation
+from srgan_cli.degrade import TRAINING_CHAINS, TRAINING_DEGRADATIONS
 from srgan_cli.metrics import bicubic_downscale, crop_to_multiple
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -117,7 +117,8 @@ def lr_maker(degradation: str):
     """None for the precomputed protocol LR, else ``f(hr_patch, rng) -> lr_patch``."""
     if degradation not in TRAINING_DEGRADATIONS:
         raise ValueError(f"degradation must be one of {TRAINING_DEGRADATIONS}, not {degradation!r}")
-    return RealDegradation().apply if degradation == "real" else None
+    chain = TRAINING_CHAINS.get(degradation)
+    return chain.apply if chain is not None else None
 
 
 def validation_lr(hr: np.ndarray, degradation: str, index: int) -> np.ndarray:
