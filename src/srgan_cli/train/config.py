@@ -53,9 +53,11 @@ class TrainConfig:
             raise ValueError(
                 f"steps ({self.steps}) must be a multiple of log_every ({self.log_every})"
             )
-        if self.degradation not in ("bicubic", "real", "real-light"):
+        from srgan_cli.degrade import TRAINING_DEGRADATIONS
+
+        if self.degradation not in TRAINING_DEGRADATIONS:
             raise ValueError(
-                f"degradation must be bicubic, real or real-light, not {self.degradation!r}"
+                f"degradation must be one of {TRAINING_DEGRADATIONS}, not {self.degradation!r}"
             )
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
