@@ -19,7 +19,7 @@ import numpy as np
 PERIOD = 4
 
 
-def phase_means(image: np.ndarray) -> tuple[np.ndarray, int]:
+def phase_sums(image: np.ndarray) -> tuple[np.ndarray, int]:
     """Sum of the 3x3 high-pass residual at each (row % 4, col % 4, channel), and its count.
 
     Sums (not means) so that images of different sizes add up with equal weight per pixel.
@@ -38,7 +38,7 @@ def pattern_rms(images: list[np.ndarray]) -> float:
     """RMS over the 4x4 phases and channels of the per-phase mean residual (grey levels)."""
     total, count = None, 0
     for image in images:
-        sums, n = phase_means(image)
+        sums, n = phase_sums(image)
         total = sums if total is None else total + sums
         count += n
     mean = total / count
