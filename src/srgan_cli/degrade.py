@@ -30,7 +30,6 @@ RESIZERS: dict[str, int] = {
     "nearest": Image.NEAREST,
 }
 DEFAULT_CHAIN = "bicubic"
-TRAINING_DEGRADATIONS = ("bicubic", "real", "real-light")
 _STEP = re.compile(r"^(jpeg|noise)(\d+(?:\.\d+)?)$")
 
 
@@ -222,3 +221,5 @@ TRAINING_CHAINS: dict[str, RealDegradation] = {
         clean_p=0.2, blur_p=0.3, blur_sigma=(0.2, 1.5), second_pass_p=0.15, jpeg_quality=(40, 95)
     ),
 }
+TRAINING_DEGRADATIONS = ("bicubic", *TRAINING_CHAINS)
+"""``srgan train --degradation`` names: the precomputed protocol LR, then each random chain."""
