@@ -22,16 +22,16 @@ PERIOD = 4
 def phase_sums(image: np.ndarray) -> tuple[np.ndarray, int]:
     """Sum of the 3x3 high-pass residual at each (row % 4, col % 4, channel), and its count.
 
-    Sums (not means) so that images of different sizes add up with equal weight per pixel.
+    The residual is ``networks.lattice_pattern``'s, the quantity ``--grid-weight`` trains
+    against, so the benchmark and the training term measure the same thing. Sums (not
+    means) so that images of different sizes add up with equal weight per pixel.
     """
-    values = image.astype(np.float64).reshape(image.shape[0], image.shape[1], -1)
-    padded = np.pad(values, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = values.shape[:2]
-    box = sum(padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9
-    high = values - box
-    h, w = (high.shape[0] // PERIOD) * PERIOD, (high.shape[1] // PERIOD) * PERIOD
-    cells = high[:h, :w].reshape(h // PERIOD, PERIOD, w // PERIOD, PERIOD, -1)
-    return cells.sum(axis=(0, 2)), (h // PERIOD) * (w // PERIOD)
+    from srgan_cli.train.networks import lattice_pattern
+
+    h, w = (image.shape[0] // PERIOD) * PERIOD, (image.shape[1] // PERIOD) * PERIOD
+    pixels = image[:h, :w].astype(np.float32).reshape(1, h, w, -1)
+    count = (h // PERIOD) * (w // PERIOD)
+    return np.asarray(lattice_pattern(pixels), dtype=np.float64)[0] * count, count
 
 
 def pattern_rms(images: list[np.ndarray]) -> float:
