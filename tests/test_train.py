@@ -171,7 +171,7 @@ def fake_vgg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     rng = np.random.default_rng(0)
     arrays, cin = {}, 3
-    for i, cout in enumerate(_VGG_WIDTHS[:10]):
+    for i, cout in enumerate(_VGG_WIDTHS):
         arrays[f"conv{i}_kernel"] = rng.normal(0, 0.05, (3, 3, cin, cout)).astype(np.float16)
         arrays[f"conv{i}_bias"] = np.zeros(cout, np.float16)
         cin = cout
@@ -195,6 +195,26 @@ def test_vgg_features_before_the_relu_keep_the_sign(fake_vgg):
         assert (pre < 0).any()
 
 
+def test_vgg_taps_are_named_layers():
+    from srgan_cli.train.config import vgg_tap_indices
+
+    assert vgg_tap_indices(TrainConfig().vgg_taps) == (3, 6, 9)
+    assert vgg_tap_indices(" conv5_3, conv1_1,conv5_3") == (0, 12)
+    for bad in ("conv5_4", "", "relu2_2"):
+        with pytest.raises(ValueError, match="vgg_taps"):
+            TrainConfig(vgg_taps=bad).check()
+
+
+def test_vgg_features_follow_the_taps(fake_vgg):
+    """Each tap gives its layer's feature map: conv5_3 is 512 wide at 1/16 of the input."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    x = np.zeros((1, 32, 32, 3), "float32")
+    shapes = [tuple(f.shape) for f in networks.build_vgg_features(fake_vgg, (0, 12))(x)]
+    assert shapes == [(1, 32, 32, 64), (1, 2, 2, 512)]
+
+
 @pytest.mark.slow
 def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Path, fake_vgg):
     pytest.importorskip("keras")
@@ -211,6 +231,7 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         vgg_weights=str(fake_vgg),
         lowres_weight=1.0,
         relativistic=True,  # the standard adversarial terms are checked on their own below
+        vgg_taps="conv2_2,conv5_3",
     )
     model, gen = loop.build_trainable(cfg)
     disc_before = [np.array(w) for w in model.discriminator.get_weights()]

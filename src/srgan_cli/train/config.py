@@ -7,6 +7,23 @@ from typing import Any
 
 STAGES = ("psnr", "gan")
 STAGE_MODEL = {"psnr": "srresnet", "gan": "srgan"}
+# VGG16's convolutions in order (index 0..12); the content loss taps some of them by name.
+VGG_LAYERS = (
+    "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+    "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3",
+)  # fmt: skip
+
+
+def vgg_tap_indices(names: str) -> tuple[int, ...]:
+    """``"conv2_2,conv5_3"`` -> ``(3, 12)``: the ``--vgg-taps`` option as conv indices.
+
+    Deeper taps (SRGAN's VGG54, ESRGAN's conv5_4) judge texture and object parts rather than
+    edges and pixels, which loosens the content loss's pull towards the blurry mean.
+    """
+    picked = [n.strip() for n in names.split(",") if n.strip()]
+    if not picked or any(n not in VGG_LAYERS for n in picked):
+        raise ValueError(f"vgg_taps must be a comma list of {', '.join(VGG_LAYERS)}; got {names!r}")
+    return tuple(sorted({VGG_LAYERS.index(n) for n in picked}))
 
 
 def _default_generator() -> dict[str, Any]:
@@ -41,6 +58,7 @@ class TrainConfig:
     grid_weight: float = 0.0  # L1 on the period-4 sub-pixel pattern (anti-checkerboard)
     content_weight: float = 1.0
     vgg_pre_relu: bool = False  # content loss on VGG features before the ReLU (ESRGAN)
+    vgg_taps: str = "conv2_2,conv3_3,conv4_3"  # VGG16 layers the content loss compares
     adv_weight: float = 5e-3
     relativistic: bool = False  # relativistic average discriminator (ESRGAN)
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
@@ -59,6 +77,7 @@ class TrainConfig:
             raise ValueError(
                 f"degradation must be one of {TRAINING_DEGRADATIONS}, not {self.degradation!r}"
             )
+        vgg_tap_indices(self.vgg_taps)
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):

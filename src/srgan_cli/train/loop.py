@@ -19,7 +19,7 @@ import numpy as np
 
 from srgan_cli.model import GeneratorConfig, build_generator, policy_scope, to_uint8
 from srgan_cli.train import checkpoint
-from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.config import TrainConfig, vgg_tap_indices
 from srgan_cli.train.data import PatchSampler, center_crops, list_images, load_pairs
 from srgan_cli.train.data import split_validation as split_files
 
@@ -58,7 +58,9 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
 
     with policy_scope(_policy(cfg)):
         disc = networks.build_discriminator()
-        features = networks.build_vgg_features(cfg.vgg_weights, pre_relu=cfg.vgg_pre_relu)
+        features = networks.build_vgg_features(
+            cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
+        )
     model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
     model.compile(
         optimizer=optimizer,

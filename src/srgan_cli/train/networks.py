@@ -15,10 +15,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from srgan_cli.train.config import TrainConfig, vgg_tap_indices
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# VGG16 conv indices (0..12) whose ReLU outputs feed the content loss: conv2_2, conv3_3, conv4_3.
-DEFAULT_VGG_TAPS = (3, 6, 9)
+DEFAULT_VGG_TAPS = vgg_tap_indices(TrainConfig.vgg_taps)  # conv2_2, conv3_3, conv4_3
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
