@@ -215,6 +215,29 @@ def test_vgg_features_follow_the_taps(fake_vgg):
     assert shapes == [(1, 32, 32, 64), (1, 2, 2, 512)]
 
 
+@pytest.mark.parametrize("taps", [(12,), (3, 12)])
+def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
+    """One tap or several: the objective maps (lr, hr) to a (batch, terms) array."""
+    pytest.importorskip("keras")
+    from srgan_cli.model import build_generator
+    from srgan_cli.train import networks
+
+    gen, features = build_generator(2, 8, False), networks.build_vgg_features(fake_vgg, taps)
+    objective = networks.GanObjective(gen, networks.build_discriminator(width=8), features)
+    rng = np.random.default_rng(0)
+    lr, hr = rng.random((3, 16, 16, 3), "float32"), rng.random((3, 64, 64, 3), "float32")
+    terms = np.asarray(objective((lr, hr)))
+    assert terms.shape == (3, len(networks.LOSS_TERMS)) and np.isfinite(terms).all()
+    sr_feats, hr_feats = features(np.asarray(gen(lr))), features(hr)
+    if len(taps) == 1:
+        sr_feats, hr_feats = [sr_feats], [hr_feats]
+    content = sum(
+        np.abs(np.asarray(a) - np.asarray(b)).mean(axis=(1, 2, 3))
+        for a, b in zip(sr_feats, hr_feats, strict=True)
+    )
+    np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Path, fake_vgg):
     pytest.importorskip("keras")

@@ -88,6 +88,11 @@ def lattice_pattern(x):
     return ops.mean(grid, axis=(1, 3))
 
 
+def _as_list(outputs):
+    """A one-tap feature model gives a bare tensor, not a one-element list."""
+    return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def _per_sample_mean(x):
     return ops.mean(ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1)), axis=1)
 
@@ -124,7 +129,7 @@ class GanObjective(keras.Model):
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         content = sum(
             _per_sample_mean(ops.abs(a - b))
-            for a, b in zip(self.features(sr), self.features(hr), strict=True)
+            for a, b in zip(_as_list(self.features(sr)), _as_list(self.features(hr)), strict=True)
         )
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
