@@ -65,11 +65,14 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     model.compile(
         optimizer=optimizer,
         loss=networks.weighted_total(
-            cfg.pixel_weight,
-            cfg.lowres_weight,
-            cfg.grid_weight,
-            cfg.content_weight,
-            cfg.adv_weight,
+            {
+                "pixel": cfg.pixel_weight,
+                "lowres": cfg.lowres_weight,
+                "grid": cfg.grid_weight,
+                "content": cfg.content_weight,
+                "angular": cfg.angular_weight,
+                "adv": cfg.adv_weight,
+            }
         ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
     )
