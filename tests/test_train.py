@@ -233,21 +233,8 @@ def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
         sr_feats, hr_feats = [sr_feats], [hr_feats]
     pairs = list(zip(sr_feats, hr_feats, strict=True))
     content = sum(np.abs(np.asarray(a) - np.asarray(b)).mean(axis=(1, 2, 3)) for a, b in pairs)
-    angular = sum(np.asarray(networks.angular_distance(a, b)).mean(axis=(1, 2)) for a, b in pairs)
-    np.testing.assert_allclose(
-        terms[:, networks.LOSS_TERMS.index("angular")], angular / len(taps), rtol=1e-4
-    )
+
     np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
-
-
-def test_angular_distance_sees_pattern_not_magnitude():
-    pytest.importorskip("keras")
-    from srgan_cli.train.networks import angular_distance
-
-    a = np.random.default_rng(1).normal(size=(2, 3, 3, 8)).astype("float32")
-    np.testing.assert_allclose(np.asarray(angular_distance(a, 7.0 * a)), 0.0, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(angular_distance(a, -a)), 4.0, rtol=1e-5)
-    assert np.asarray(angular_distance(a, a[::-1])).shape == (2, 3, 3)
 
 
 def test_weighted_total_weighs_terms_by_name():
@@ -255,9 +242,9 @@ def test_weighted_total_weighs_terms_by_name():
     from srgan_cli.train import networks
 
     terms = np.arange(1, len(networks.LOSS_TERMS) + 1, dtype="float32")[None]
-    total = networks.weighted_total({"content": 2.0, "angular": 0.5})(None, terms)
+    total = networks.weighted_total({"content": 2.0, "adv": 0.5})(None, terms)
     at = networks.LOSS_TERMS.index
-    expected = 2.0 * (at("content") + 1) + 0.5 * (at("angular") + 1) + (at("disc") + 1)
+    expected = 2.0 * (at("content") + 1) + 0.5 * (at("adv") + 1) + (at("disc") + 1)
     np.testing.assert_allclose(np.asarray(total), [expected])
     with pytest.raises(ValueError, match="unknown loss terms"):
         networks.weighted_total({"contnet": 1.0})
@@ -280,7 +267,6 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         lowres_weight=1.0,
         relativistic=True,  # the standard adversarial terms are checked on their own below
         vgg_taps="conv2_2,conv5_3",
-        angular_weight=0.5,
     )
     model, gen = loop.build_trainable(cfg)
     disc_before = [np.array(w) for w in model.discriminator.get_weights()]

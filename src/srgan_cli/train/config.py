@@ -57,7 +57,6 @@ class TrainConfig:
     lowres_weight: float = 0.0  # L1 on 4x4 box averages (colour / low frequencies)
     grid_weight: float = 0.0  # L1 on the period-4 sub-pixel pattern (anti-checkerboard)
     content_weight: float = 1.0
-    angular_weight: float = 0.0  # unit-length VGG feature distance at the taps (LPIPS-style)
     vgg_pre_relu: bool = False  # content loss on VGG features before the ReLU (ESRGAN)
     vgg_taps: str = "conv2_2,conv3_3,conv4_3"  # VGG16 layers the content loss compares
     adv_weight: float = 5e-3

@@ -70,7 +70,6 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 "lowres": cfg.lowres_weight,
                 "grid": cfg.grid_weight,
                 "content": cfg.content_weight,
-                "angular": cfg.angular_weight,
                 "adv": cfg.adv_weight,
             }
         ),

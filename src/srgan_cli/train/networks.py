@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_VGG_TAPS = vgg_tap_indices(TrainConfig.vgg_taps)  # conv2_2, conv3_3, conv4_3
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
-LOSS_TERMS = ("pixel", "lowres", "grid", "content", "angular", "adv", "disc")
+LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
 
 
 def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.Model:
@@ -88,20 +88,6 @@ def lattice_pattern(x):
     return ops.mean(grid, axis=(1, 3))
 
 
-def angular_distance(a, b):
-    """Per-pixel squared distance of the channel vectors scaled to unit length: (B, H, W).
-
-    The form LPIPS found to track human judgement (Zhang et al. 2018), without its learned
-    per-channel weights: each location's features count by their pattern, not their
-    magnitude, so faint textures weigh as much as strong edges (raw L1 lets the few large
-    activations on edges dominate, which favours smooth, blurry fills).
-    """
-    a, b = ops.cast(a, "float32"), ops.cast(b, "float32")
-    unit_a = a / ops.sqrt(ops.sum(a * a, axis=-1, keepdims=True) + 1e-10)
-    unit_b = b / ops.sqrt(ops.sum(b * b, axis=-1, keepdims=True) + 1e-10)
-    return ops.sum(ops.square(unit_a - unit_b), axis=-1)
-
-
 def _as_list(outputs):
     """A one-tap feature model gives a bare tensor, not a one-element list."""
     return outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -119,8 +105,7 @@ class GanObjective(keras.Model):
     content and adversarial terms. ``grid`` is L1 between their ``lattice_pattern``s: it
     forbids the period-4 checkerboard that adversarial training otherwise grows.
 
-    ``content`` is L1 between the VGG features at each tap; ``angular`` compares only their
-    directions (see ``angular_distance``).
+    ``content`` is L1 between the VGG features at each tap.
 
     ``relativistic`` (ESRGAN's RaGAN) has D judge whether a real image looks *more* real than
     the batch's fakes on average, and G push the other way on both halves; the generator then
@@ -146,7 +131,6 @@ class GanObjective(keras.Model):
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         pairs = list(zip(_as_list(self.features(sr)), _as_list(self.features(hr)), strict=True))
         content = sum(_per_sample_mean(ops.abs(a - b)) for a, b in pairs)
-        angular = sum(_per_sample_mean(angular_distance(a, b)) for a, b in pairs) / len(pairs)
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
         fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
@@ -158,7 +142,7 @@ class GanObjective(keras.Model):
             ops.cast(fake_frozen[:, 0], "float32"),
             self.relativistic,
         )
-        terms = [pixel, lowres, grid, content, angular, adv, disc]
+        terms = [pixel, lowres, grid, content, adv, disc]
         return ops.stack(terms, axis=1)
 
 
