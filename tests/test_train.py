@@ -217,7 +217,7 @@ def test_vgg_features_follow_the_taps(fake_vgg):
 
 @pytest.mark.parametrize("taps", [(12,), (3, 12)])
 def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
-    """One tap or several: the objective maps (lr, hr) to a (batch, terms) array."""
+    """One tap or several: (lr, hr) -> a (batch, terms) array whose content term sums the taps."""
     pytest.importorskip("keras")
     from srgan_cli.model import build_generator
     from srgan_cli.train import networks
@@ -231,9 +231,8 @@ def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
     sr_feats, hr_feats = features(np.asarray(gen(lr))), features(hr)
     if len(taps) == 1:
         sr_feats, hr_feats = [sr_feats], [hr_feats]
-    pairs = list(zip(sr_feats, hr_feats, strict=True))
+    pairs = zip(sr_feats, hr_feats, strict=True)
     content = sum(np.abs(np.asarray(a) - np.asarray(b)).mean(axis=(1, 2, 3)) for a, b in pairs)
-
     np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
 
 
