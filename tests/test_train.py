@@ -188,9 +188,9 @@ def test_vgg_features_before_the_relu_keep_the_sign(fake_vgg):
     x = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32")
     after = networks.build_vgg_features(fake_vgg)(x)
     before = networks.build_vgg_features(fake_vgg, pre_relu=True)(x)
-    assert len(after) == len(before) == len(networks.DEFAULT_VGG_TAPS)
-    for post, pre in zip(after, before, strict=True):
-        pre = np.asarray(pre)
+    assert list(after) == list(before) == ["conv2_2", "conv3_3", "conv4_3"]
+    for layer, post in after.items():
+        pre = np.asarray(before[layer])
         np.testing.assert_allclose(np.asarray(post), np.maximum(pre, 0.0), atol=1e-5)
         assert (pre < 0).any()
 
@@ -211,8 +211,9 @@ def test_vgg_features_follow_the_taps(fake_vgg):
     from srgan_cli.train import networks
 
     x = np.zeros((1, 32, 32, 3), "float32")
-    shapes = [tuple(f.shape) for f in networks.build_vgg_features(fake_vgg, (0, 12))(x)]
-    assert shapes == [(1, 32, 32, 64), (1, 2, 2, 512)]
+    features = networks.build_vgg_features(fake_vgg, (0, 12))(x)
+    shapes = {layer: tuple(f.shape) for layer, f in features.items()}
+    assert shapes == {"conv1_1": (1, 32, 32, 64), "conv5_3": (1, 2, 2, 512)}
 
 
 @pytest.mark.parametrize("taps", [(12,), (3, 12)])
@@ -229,10 +230,11 @@ def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
     terms = np.asarray(objective((lr, hr)))
     assert terms.shape == (3, len(networks.LOSS_TERMS)) and np.isfinite(terms).all()
     sr_feats, hr_feats = features(np.asarray(gen(lr))), features(hr)
-    if len(taps) == 1:
-        sr_feats, hr_feats = [sr_feats], [hr_feats]
-    pairs = zip(sr_feats, hr_feats, strict=True)
-    content = sum(np.abs(np.asarray(a) - np.asarray(b)).mean(axis=(1, 2, 3)) for a, b in pairs)
+    assert len(sr_feats) == len(taps)
+    content = sum(
+        np.abs(np.asarray(sr_feats[k]) - np.asarray(hr_feats[k])).mean(axis=(1, 2, 3))
+        for k in sr_feats
+    )
     np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
 
 
@@ -245,8 +247,9 @@ def test_weighted_total_weighs_terms_by_name():
     at = networks.LOSS_TERMS.index
     expected = 2.0 * (at("content") + 1) + 0.5 * (at("adv") + 1) + (at("disc") + 1)
     np.testing.assert_allclose(np.asarray(total), [expected])
-    with pytest.raises(ValueError, match="unknown loss terms"):
-        networks.weighted_total({"contnet": 1.0})
+    for bad in ({"contnet": 1.0}, {"disc": 2.0}):
+        with pytest.raises(ValueError, match="unknown loss terms"):
+            networks.weighted_total(bad)
 
 
 @pytest.mark.slow

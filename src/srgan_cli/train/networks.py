@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from srgan_cli.train.config import TrainConfig, vgg_tap_indices
+from srgan_cli.train.config import VGG_LAYERS, TrainConfig, vgg_tap_indices
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,8 +46,9 @@ def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.M
 def build_vgg_features(
     weights_path: str | Path, taps: tuple[int, ...] = DEFAULT_VGG_TAPS, pre_relu: bool = False
 ):
-    """Frozen ImageNet VGG16 trunk returning the features at ``taps`` for RGB in [0, 1].
+    """Frozen ImageNet VGG16 trunk: RGB in [0, 1] -> ``{layer name: features}`` at ``taps``.
 
+    Always a dict, one tap or many, so callers never special-case a lone tensor.
     ``pre_relu`` taps the convolutions before their ReLU (ESRGAN): after the ReLU most
     activations are zero and carry no sign, so a content loss there cannot see a global loss
     of contrast or a brightness shift, and GAN outputs drift in both.
@@ -59,16 +60,16 @@ def build_vgg_features(
     inputs = keras.Input(shape=(None, None, 3), name="rgb")
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
     x = layers.Rescaling(1.0 / std, offset=-mean / std)(inputs)
-    outputs = []
+    outputs = {}
     for i in range(max(taps) + 1):
         conv = layers.Conv2D(_VGG_WIDTHS[i], 3, padding="same", name=f"vgg{i}")
         x = conv(x)
         conv.set_weights([data[f"conv{i}_kernel"], data[f"conv{i}_bias"]])
         if i in taps and pre_relu:
-            outputs.append(x)
+            outputs[VGG_LAYERS[i]] = x
         x = layers.ReLU()(x)
         if i in taps and not pre_relu:
-            outputs.append(x)
+            outputs[VGG_LAYERS[i]] = x
         if i in _VGG_POOL_AFTER and i < max(taps):
             x = layers.MaxPooling2D(2)(x)
     model = keras.Model(inputs, outputs, name="vgg16_features")
@@ -86,11 +87,6 @@ def lattice_pattern(x):
     shape = ops.shape(high)
     grid = ops.reshape(high, (shape[0], shape[1] // 4, 4, shape[2] // 4, 4, shape[3]))
     return ops.mean(grid, axis=(1, 3))
-
-
-def _as_list(outputs):
-    """A one-tap feature model gives a bare tensor, not a one-element list."""
-    return outputs if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _per_sample_mean(x):
@@ -129,8 +125,8 @@ class GanObjective(keras.Model):
         lowres = _per_sample_mean(ops.abs(box))
         sr32, hr32 = ops.cast(sr, "float32"), ops.cast(hr, "float32")
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
-        pairs = list(zip(_as_list(self.features(sr)), _as_list(self.features(hr)), strict=True))
-        content = sum(_per_sample_mean(ops.abs(a - b)) for a, b in pairs)
+        sr_feats, hr_feats = self.features(sr), self.features(hr)
+        content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in sr_feats)
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
         fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
@@ -165,12 +161,18 @@ def adversarial_terms(real, fake, fake_frozen, relativistic: bool):
 
 
 def weighted_total(weights: dict[str, float]):
-    """Loss function for ``compile``: the generator terms weighted by name, plus the D loss."""
-    unknown = set(weights) - set(LOSS_TERMS)
+    """Loss function for ``compile``: the generator terms weighted by name, plus the D loss.
+
+    The D loss always counts once: only D's weights see it (the objective detaches the SR
+    image), so a weight on it would just be D's learning rate in disguise.
+    """
+    generator_terms = LOSS_TERMS[:-1]
+    unknown = set(weights) - set(generator_terms)
     if unknown:
-        raise ValueError(f"unknown loss terms {sorted(unknown)}; terms are {LOSS_TERMS}")
-    scale = np.array([weights.get(t, 0.0) for t in LOSS_TERMS], dtype="float32")
-    scale[LOSS_TERMS.index("disc")] = 1.0
+        raise ValueError(
+            f"unknown loss terms {sorted(unknown)}; weighted terms are {generator_terms}"
+        )
+    scale = np.array([weights.get(t, 0.0) for t in generator_terms] + [1.0], dtype="float32")
 
     def total(y_true, y_pred):
         del y_true  # the targets live inside the objective's inputs
