@@ -78,6 +78,8 @@ def test_too_small_images_are_refused_clearly(photo_dir: Path):
 def test_config_check_names_the_option():
     with pytest.raises(ValueError, match="log_every"):
         TrainConfig(steps=10, log_every=3).check()
+    with pytest.raises(ValueError, match="disc_width"):
+        TrainConfig(disc_width=0).check()
 
 
 def _config(photo_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
@@ -269,8 +271,10 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         lowres_weight=1.0,
         relativistic=True,  # the standard adversarial terms are checked on their own below
         vgg_taps="conv2_2,conv5_3",
+        disc_width=16,
     )
     model, gen = loop.build_trainable(cfg)
+    assert model.discriminator.get_layer("d_conv0").filters == 16
     disc_before = [np.array(w) for w in model.discriminator.get_weights()]
     vgg_before = [np.array(w) for w in model.features.get_weights()]
     loop.run(cfg)

@@ -61,6 +61,7 @@ class TrainConfig:
     vgg_taps: str = "conv2_2,conv3_3,conv4_3"  # VGG16 layers the content loss compares
     adv_weight: float = 5e-3
     relativistic: bool = False  # relativistic average discriminator (ESRGAN)
+    disc_width: int = 64  # the discriminator's first-layer filters (SRGAN: 64); doubles 3 times
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:
@@ -78,6 +79,8 @@ class TrainConfig:
                 f"degradation must be one of {TRAINING_DEGRADATIONS}, not {self.degradation!r}"
             )
         vgg_tap_indices(self.vgg_taps)
+        if self.disc_width < 1:
+            raise ValueError(f"disc_width must be at least 1, not {self.disc_width}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):
