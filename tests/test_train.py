@@ -272,6 +272,7 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         relativistic=True,  # the standard adversarial terms are checked on their own below
         vgg_taps="conv2_2,conv5_3",
         disc_width=16,
+        disc_spectral_norm=True,
     )
     model, gen = loop.build_trainable(cfg)
     assert model.discriminator.get_layer("d_conv0").filters == 16
@@ -305,6 +306,23 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
     assert any(moved), "the discriminator must learn"
     frozen = zip(vgg_before, trained.features.get_weights(), strict=True)
     assert all(np.allclose(a, b) for a, b in frozen), "VGG must stay frozen"
+
+
+def test_spectral_norm_bounds_every_discriminator_layer_by_one():
+    """After a few training calls each layer's normalised kernel has top singular value ~1."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    disc = networks.build_discriminator(8, spectral_norm=True)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    before = np.asarray(disc(x, training=False))
+    for _ in range(20):
+        disc(x, training=True)
+    for name in ("d_conv0", "d_conv7", "d_fc", "d_logit"):
+        kernel = np.asarray(networks._spectral_normalized(disc.get_layer(name), False))
+        top = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+        assert top == pytest.approx(1.0, abs=0.02), name
+    assert not np.allclose(before, np.asarray(disc(x, training=False)))  # sigma was learned
 
 
 def test_relativistic_terms_compare_each_logit_with_the_other_kinds_mean():

@@ -62,6 +62,7 @@ class TrainConfig:
     adv_weight: float = 5e-3
     relativistic: bool = False  # relativistic average discriminator (ESRGAN)
     disc_width: int = 64  # the discriminator's first-layer filters (SRGAN: 64); doubles 3 times
+    disc_spectral_norm: bool = False  # spectral normalisation of every D layer (SNGAN)
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:

@@ -25,22 +25,83 @@ _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
 
 
-def build_discriminator(width: int = 64, name: str = "discriminator") -> keras.Model:
+def build_discriminator(
+    width: int = 64, spectral_norm: bool = False, name: str = "discriminator"
+) -> keras.Model:
     """SRGAN discriminator (conv/LeakyReLU, strided halvings) with global pooling.
 
     Global average pooling instead of the paper's flatten lets it judge any patch size.
+    ``spectral_norm`` (SNGAN, Real-ESRGAN) bounds every layer's gain by 1, so D cannot win
+    outright with ever larger logits and keeps giving the generator useful gradients.
     """
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
+    dense = SpectralDense if spectral_norm else layers.Dense
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = layers.Rescaling(2.0, offset=-1.0)(inputs)
     for i, (mult, stride) in enumerate(
         [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]
     ):
-        x = layers.Conv2D(width * mult, 3, strides=stride, padding="same", name=f"d_conv{i}")(x)
+        x = conv(width * mult, 3, strides=stride, padding="same", name=f"d_conv{i}")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.LeakyReLU(0.2)(layers.Dense(width * 16, name="d_fc")(x))
-    outputs = layers.Dense(1, name="d_logit", dtype="float32")(x)
+    x = layers.LeakyReLU(0.2)(dense(width * 16, name="d_fc")(x))
+    outputs = dense(1, name="d_logit", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _spectral_normalized(layer: layers.Layer, training: bool):
+    """``layer.kernel`` divided by its largest singular value, estimated by power iteration.
+
+    One iteration per training call, carried across steps in the non-trainable ``sn_u``
+    (saved with the checkpoint, so ``--resume`` stays exact). The kernel itself is never
+    rewritten: the division is part of the graph, so D's gradients see it.
+    """
+    kernel = layer.kernel
+    matrix = ops.reshape(ops.cast(kernel, "float32"), (-1, ops.shape(kernel)[-1]))
+    u = ops.stop_gradient(layer.sn_u.value)
+    v = _unit(ops.matmul(u, ops.transpose(ops.stop_gradient(matrix))))
+    u = ops.stop_gradient(_unit(ops.matmul(v, ops.stop_gradient(matrix))))
+    sigma = ops.sum(ops.matmul(v, matrix) * u)
+    if training:
+        layer.sn_u.assign(u)
+    return kernel / ops.cast(sigma, kernel.dtype)
+
+
+def _unit(x):
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
+
+
+def _add_sn_vector(layer: layers.Layer, width: int) -> None:
+    layer.sn_u = layer.add_weight(
+        shape=(1, width),
+        initializer=keras.initializers.RandomNormal(seed=0),
+        trainable=False,
+        autocast=False,
+        name="sn_u",
+    )
+
+
+class SpectralConv2D(layers.Conv2D):
+    """``Conv2D`` with a spectrally normalised kernel (see ``_spectral_normalized``)."""
+
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
+        _add_sn_vector(self, self.filters)
+
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, _spectral_normalized(self, training))
+        return ops.add(outputs, ops.reshape(self.bias, (1, 1, 1, self.filters)))
+
+
+class SpectralDense(layers.Dense):
+    """``Dense`` with a spectrally normalised kernel (see ``_spectral_normalized``)."""
+
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
+        _add_sn_vector(self, self.units)
+
+    def call(self, inputs, training=False):
+        return ops.add(ops.matmul(inputs, _spectral_normalized(self, training)), self.bias)
 
 
 def build_vgg_features(
