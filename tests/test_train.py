@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,14 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
     assert any(moved), "the discriminator must learn"
     frozen = zip(vgg_before, trained.features.get_weights(), strict=True)
     assert all(np.allclose(a, b) for a, b in frozen), "VGG must stay frozen"
+    # the next cycle can start from this trained D instead of a fresh one
+    warm, _ = loop.build_trainable(replace(cfg, init_discriminator=str(tmp_path / "gan")))
+    for a, b in zip(after, warm.discriminator.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="does not fit"):
+        loop.build_trainable(replace(cfg, init_discriminator=str(tmp_path / "gan"), disc_width=8))
+    with pytest.raises(ValueError, match="no discriminator"):
+        loop.build_trainable(replace(cfg, init_discriminator=str(psnr_dir)))
 
 
 def test_spectral_norm_bounds_every_discriminator_layer_by_one():

@@ -63,6 +63,7 @@ class TrainConfig:
     relativistic: bool = False  # relativistic average discriminator (ESRGAN)
     disc_width: int = 64  # the discriminator's first-layer filters (SRGAN: 64); doubles 3 times
     disc_spectral_norm: bool = False  # spectral normalisation of every D layer (SNGAN)
+    init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:

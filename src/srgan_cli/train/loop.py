@@ -61,6 +61,14 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         features = networks.build_vgg_features(
             cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
         )
+    if cfg.init_discriminator:
+        try:
+            disc.set_weights(trained_discriminator(Path(cfg.init_discriminator)))
+        except ValueError as err:
+            raise ValueError(
+                f"the discriminator in {cfg.init_discriminator} does not fit this run's "
+                f"--disc-width / --disc-spectral-norm ({err})"
+            ) from err
     model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
     model.compile(
         optimizer=optimizer,
@@ -76,6 +84,25 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
     )
     return model, gen
+
+
+def trained_discriminator(run_dir: Path) -> list[np.ndarray]:
+    """The discriminator weights in a GAN run's checkpoint.
+
+    A fresh D is useless for its first ~100 steps, and the generator, pulled by the content
+    loss alone meanwhile, drifts back towards the blurry mean; a trained D avoids that.
+    """
+    if not (run_dir / checkpoint.CHECKPOINT).is_file():
+        raise FileNotFoundError(
+            f"no {checkpoint.CHECKPOINT} in {run_dir} to take a discriminator from"
+        )
+    saved = json.loads((run_dir / "config.json").read_text())
+    source = TrainConfig(**{**saved, "init_weights": "", "init_discriminator": ""})
+    if source.stage != "gan":
+        raise ValueError(f"{run_dir} is a {source.stage} run; it has no discriminator")
+    model, _ = build_trainable(source)
+    checkpoint.restore(run_dir, model)
+    return model.discriminator.get_weights()
 
 
 def _stream(cfg: TrainConfig, sampler: PatchSampler, start: int):
