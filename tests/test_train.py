@@ -319,18 +319,20 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
 
 def test_spectral_norm_bounds_every_discriminator_layer_by_one():
     """After a few training calls each layer's normalised kernel has top singular value ~1."""
-    pytest.importorskip("keras")
+    keras = pytest.importorskip("keras")
     from srgan_cli.train import networks
 
+    keras.utils.set_random_seed(0)
     disc = networks.build_discriminator(8, spectral_norm=True)
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     before = np.asarray(disc(x, training=False))
-    for _ in range(20):
+    for _ in range(60):
         disc(x, training=True)
     for name in ("d_conv0", "d_conv7", "d_fc", "d_logit"):
         kernel = np.asarray(networks._spectral_normalized(disc.get_layer(name), False))
         top = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
-        assert top == pytest.approx(1.0, abs=0.02), name
+        # power iteration underestimates sigma, so the normalised gain approaches 1 from above
+        assert 0.999 <= top <= 1.01, (name, top)
     assert not np.allclose(before, np.asarray(disc(x, training=False)))  # sigma was learned
 
 
