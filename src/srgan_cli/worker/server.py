@@ -231,8 +231,8 @@ class Worker:
         except KeyboardInterrupt:  # a cancel landing between the call's end and here
             code = EXIT_INTERRUPTED
         if code is not None:
+            self.jobs_done += 1  # before the client hears it: its next status must count it
             call.send_json(protocol.EXIT, {"code": code})
-            self.jobs_done += 1
         call.conn.close()
 
     def _serve(self, call: Call) -> int | None:
