@@ -62,8 +62,9 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
             cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
         )
     if cfg.init_discriminator:
+        trained = trained_discriminator(Path(cfg.init_discriminator))
         try:
-            disc.set_weights(trained_discriminator(Path(cfg.init_discriminator)))
+            disc.set_weights(trained)
         except ValueError as err:
             raise ValueError(
                 f"the discriminator in {cfg.init_discriminator} does not fit this run's "

@@ -227,13 +227,13 @@ def weighted_total(weights: dict[str, float]):
     The D loss always counts once: only D's weights see it (the objective detaches the SR
     image), so a weight on it would just be D's learning rate in disguise.
     """
-    generator_terms = LOSS_TERMS[:-1]
+    generator_terms = tuple(t for t in LOSS_TERMS if t != "disc")
     unknown = set(weights) - set(generator_terms)
     if unknown:
         raise ValueError(
             f"unknown loss terms {sorted(unknown)}; weighted terms are {generator_terms}"
         )
-    scale = np.array([weights.get(t, 0.0) for t in generator_terms] + [1.0], dtype="float32")
+    scale = np.array([weights.get(t, 1.0 if t == "disc" else 0.0) for t in LOSS_TERMS], "float32")
 
     def total(y_true, y_pred):
         del y_true  # the targets live inside the objective's inputs
