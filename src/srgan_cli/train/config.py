@@ -65,7 +65,6 @@ class TrainConfig:
     disc_spectral_norm: bool = False  # spectral normalisation of every D layer (SNGAN)
     init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
-    artifact_weight: float = 0.0  # LDL: L1 where G is erratic and worse than its EMA (--ema)
 
     def check(self) -> None:
         """Reject settings that cannot train, with a message naming the option."""
@@ -86,10 +85,5 @@ class TrainConfig:
             raise ValueError(f"disc_width must be at least 1, not {self.disc_width}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
-        if self.artifact_weight and not self.ema:
-            raise ValueError(
-                "artifact_weight needs --ema: the artifact map compares the generator with "
-                "its moving average"
-            )
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, not {self.precision!r}")

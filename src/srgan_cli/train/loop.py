@@ -70,9 +70,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 f"the discriminator in {cfg.init_discriminator} does not fit this run's "
                 f"--disc-width / --disc-spectral-norm ({err})"
             ) from err
-    model = networks.GanObjective(
-        gen, disc, features, relativistic=cfg.relativistic, ema_generator=_ema_generator(cfg)
-    )
+    model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
     model.compile(
         optimizer=optimizer,
         loss=networks.weighted_total(
@@ -81,26 +79,12 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 "lowres": cfg.lowres_weight,
                 "grid": cfg.grid_weight,
                 "content": cfg.content_weight,
-                "artifact": cfg.artifact_weight,
                 "adv": cfg.adv_weight,
             }
         ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],
     )
     return model, gen
-
-
-def _ema_generator(cfg: TrainConfig) -> keras.Model | None:
-    """A frozen copy of the generator that holds the EMA, for ``--artifact-weight``.
-
-    It lives inside the objective (so its weights are checkpointed with it and ``--resume``
-    stays exact); ``_Progress`` copies the moving average into it after every step.
-    """
-    if not cfg.artifact_weight:
-        return None
-    ema_gen = _generator(cfg)
-    ema_gen.trainable = False
-    return ema_gen
 
 
 def trained_discriminator(run_dir: Path) -> list[np.ndarray]:
@@ -201,9 +185,6 @@ class _Progress(keras.callbacks.Callback):
         for average, weight in zip(self.ema, self.gen.get_weights(), strict=True):
             average *= decay
             average += (1.0 - decay) * weight
-        ema_gen = getattr(self.trainee, "ema_generator", None)
-        if ema_gen is not None:
-            ema_gen.set_weights(self.ema)
 
     @contextmanager
     def _published(self):

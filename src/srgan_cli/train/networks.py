@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_VGG_TAPS = vgg_tap_indices(TrainConfig.vgg_taps)  # conv2_2, conv3_3, conv4_3
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
-LOSS_TERMS = ("pixel", "lowres", "grid", "content", "artifact", "adv", "disc")
+LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
 
 
 def build_discriminator(
@@ -150,25 +150,6 @@ def lattice_pattern(x):
     return ops.mean(grid, axis=(1, 3))
 
 
-def artifact_map(hr, sr, sr_ema, window: int = 7):
-    """LDL's map (Liang et al. 2022) of the pixels where the generator invents artifacts.
-
-    GAN texture and GAN artifacts both raise the residual; what tells them apart is that an
-    artifact is a locally erratic residual (high variance in a ``window`` x ``window``
-    neighbourhood) which the slow-moving average of the generator (its EMA) does not make.
-    The map is that local variance, scaled by the patch's residual variance ** (1/5), and
-    zero wherever the generator is already at least as close to HR as its EMA. It is a
-    weight, not a target: no gradient flows through it.
-    """
-    residual = ops.sum(ops.abs(hr - sr), axis=-1, keepdims=True)
-    residual_ema = ops.sum(ops.abs(hr - sr_ema), axis=-1, keepdims=True)
-    patch = ops.power(ops.var(residual, axis=(1, 2, 3), keepdims=True), 0.2)
-    mean = ops.average_pool(residual, window, 1, padding="same")
-    spread = ops.average_pool(ops.square(residual), window, 1, padding="same") - ops.square(mean)
-    weight = patch * ops.maximum(spread, 0.0)
-    return ops.stop_gradient(ops.where(residual < residual_ema, 0.0, weight))
-
-
 def _per_sample_mean(x):
     return ops.mean(ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1)), axis=1)
 
@@ -183,10 +164,6 @@ class GanObjective(keras.Model):
 
     ``content`` is L1 between the VGG features at each tap.
 
-    ``artifact`` (with an ``ema_generator``) is L1 weighted by ``artifact_map``: it pulls
-    the generator back only where it is erratic and worse than its own moving average, so
-    smooth regions (skin, sky) stop collecting invented noise while real texture stays.
-
     ``relativistic`` (ESRGAN's RaGAN) has D judge whether a real image looks *more* real than
     the batch's fakes on average, and G push the other way on both halves; the generator then
     also learns from the real images' logits, which sharpens texture on the same budget.
@@ -195,18 +172,11 @@ class GanObjective(keras.Model):
     """
 
     def __init__(
-        self,
-        generator,
-        discriminator,
-        features,
-        relativistic: bool = False,
-        ema_generator=None,
-        **kwargs,
+        self, generator, discriminator, features, relativistic: bool = False, **kwargs
     ) -> None:
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.features = generator, discriminator, features
         self.relativistic = relativistic
-        self.ema_generator = ema_generator
 
     def call(self, inputs, training=False):
         lr, hr = inputs
@@ -218,7 +188,6 @@ class GanObjective(keras.Model):
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         sr_feats, hr_feats = self.features(sr), self.features(hr)
         content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in sr_feats)
-        artifact = self._artifact(lr, hr32, sr32)
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
         fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
@@ -230,14 +199,8 @@ class GanObjective(keras.Model):
             ops.cast(fake_frozen[:, 0], "float32"),
             self.relativistic,
         )
-        terms = [pixel, lowres, grid, content, artifact, adv, disc]
+        terms = [pixel, lowres, grid, content, adv, disc]
         return ops.stack(terms, axis=1)
-
-    def _artifact(self, lr, hr, sr):
-        if self.ema_generator is None:  # off: no second forward pass
-            return ops.zeros((ops.shape(sr)[0],), dtype="float32")
-        sr_ema = ops.cast(ops.stop_gradient(self.ema_generator(lr, training=False)), "float32")
-        return _per_sample_mean(artifact_map(hr, sr, sr_ema) * ops.abs(sr - hr))
 
 
 def adversarial_terms(real, fake, fake_frozen, relativistic: bool):
