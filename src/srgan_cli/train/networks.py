@@ -233,7 +233,7 @@ def weighted_total(weights: dict[str, float]):
         raise ValueError(
             f"unknown loss terms {sorted(unknown)}; weighted terms are {generator_terms}"
         )
-    scale = np.array([weights.get(t, 1.0 if t == "disc" else 0.0) for t in LOSS_TERMS], "float32")
+    scale = np.array([1.0 if t == "disc" else weights.get(t, 0.0) for t in LOSS_TERMS], "float32")
 
     def total(y_true, y_pred):
         del y_true  # the targets live inside the objective's inputs
