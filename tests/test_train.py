@@ -355,3 +355,22 @@ def test_relativistic_terms_compare_each_logit_with_the_other_kinds_mean():
     np.testing.assert_allclose(np.asarray(standard_adv), softplus(-fake), rtol=1e-5)
     shifted_adv, _ = adversarial_terms(real + 1, fake, fake, relativistic=True)
     assert (np.asarray(shifted_adv) > adv).all()  # better-looking reals make G's loss worse
+
+
+@pytest.mark.slow
+def test_psnr_stage_generator_files_hold_no_optimizer_state(photo_dir: Path, tmp_path: Path):
+    """The PSNR stage compiles the generator itself; its files must still be weights only."""
+    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("keras")
+    from srgan_cli.train import loop
+
+    run = loop.run(_config(photo_dir, tmp_path / "psnr", stage="psnr"))
+    state = np.load(run / "checkpoint.npz")
+    for name in ("last", "best"):
+        with h5py.File(run / f"{name}.weights.h5", "r") as fh:
+            assert "optimizer" not in fh, name
+    gen = loop._generator(
+        _config(photo_dir, tmp_path / "x", init_weights=str(run / "last.weights.h5"))
+    )
+    for i, saved in enumerate(gen.get_weights()):
+        np.testing.assert_array_equal(saved, state[f"w{i}"])
