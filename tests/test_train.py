@@ -81,6 +81,10 @@ def test_config_check_names_the_option():
         TrainConfig(steps=10, log_every=3).check()
     with pytest.raises(ValueError, match="disc_width"):
         TrainConfig(disc_width=0).check()
+    with pytest.raises(ValueError, match="disc_kind"):
+        TrainConfig(disc_kind="patchgan").check()
+    with pytest.raises(ValueError, match="even patch"):
+        TrainConfig(disc_kind="unet", patch=25).check()
 
 
 def _config(photo_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
@@ -241,6 +245,29 @@ def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
     np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
 
 
+def test_unet_discriminator_judges_every_pixel():
+    """One logit per HR pixel, and the objective's adversarial terms are their per-image means."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    disc = networks.build_unet_discriminator(width=8, spectral_norm=True)
+    rng = np.random.default_rng(0)
+    hr = rng.random((2, 40, 24, 3), "float32")
+    assert np.asarray(disc(hr)).shape == (2, 40, 24, 1)
+    sr = hr.copy()
+    sr[1, :8, :8] = 0.0  # a local change moves the logits near it far more than elsewhere
+    change = np.abs(np.asarray(disc(sr)) - np.asarray(disc(hr)))[1, ..., 0]
+    assert change[:8, :8].mean() > 10 * change[24:, 16:].mean()
+    real, fake = np.asarray(disc(hr)), np.asarray(disc(sr))
+    adv, d_loss = networks.adversarial_terms(
+        networks._flat_logits(real),
+        networks._flat_logits(fake),
+        networks._flat_logits(fake),
+        relativistic=True,
+    )
+    assert np.asarray(adv).shape == np.asarray(d_loss).shape == (2, 40 * 24)
+
+
 def test_weighted_total_weighs_terms_by_name():
     pytest.importorskip("keras")
     from srgan_cli.train import networks
@@ -275,6 +302,8 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         disc_width=16,
         disc_spectral_norm=True,
     )
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(cfg.seed)  # as the run does: `model` is the run's start
     model, gen = loop.build_trainable(cfg)
     assert model.discriminator.get_layer("d_conv0").filters == 16
     disc_before = [np.array(w) for w in model.discriminator.get_weights()]
@@ -317,18 +346,26 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         loop.build_trainable(replace(cfg, init_discriminator=str(psnr_dir)))
 
 
-def test_spectral_norm_bounds_every_discriminator_layer_by_one():
+@pytest.mark.parametrize(
+    "kind, names",
+    [
+        ("srgan", ("d_conv0", "d_conv7", "d_fc", "d_logit")),
+        ("unet", ("u_conv0", "u_down3", "u_up1", "u_conv2", "u_logit")),
+    ],
+)
+def test_spectral_norm_bounds_every_discriminator_layer_by_one(kind: str, names: tuple):
     """After a few training calls each layer's normalised kernel has top singular value ~1."""
     keras = pytest.importorskip("keras")
     from srgan_cli.train import networks
 
     keras.utils.set_random_seed(0)
-    disc = networks.build_discriminator(8, spectral_norm=True)
+    build = {"srgan": networks.build_discriminator, "unet": networks.build_unet_discriminator}
+    disc = build[kind](8, spectral_norm=True)
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     before = np.asarray(disc(x, training=False))
     for _ in range(60):
         disc(x, training=True)
-    for name in ("d_conv0", "d_conv7", "d_fc", "d_logit"):
+    for name in names:
         kernel = np.asarray(networks._spectral_normalized(disc.get_layer(name), False))
         top = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
         # power iteration underestimates sigma, so the normalised gain approaches 1 from above
@@ -374,3 +411,41 @@ def test_psnr_stage_generator_files_hold_no_optimizer_state(photo_dir: Path, tmp
     )
     for i, saved in enumerate(gen.get_weights()):
         np.testing.assert_array_equal(saved, state[f"w{i}"])
+
+
+@pytest.mark.slow
+def test_gan_stage_trains_a_unet_discriminator(photo_dir: Path, tmp_path: Path, fake_vgg):
+    """--disc-kind unet trains end to end, and its D warm-starts only a U-Net."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import checkpoint, loop
+
+    cfg = _config(
+        photo_dir,
+        tmp_path / "unet",
+        stage="gan",
+        vgg_weights=str(fake_vgg),
+        relativistic=True,
+        disc_kind="unet",
+        disc_width=8,
+        disc_spectral_norm=True,
+        steps=3,
+    )
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(cfg.seed)  # as the run does: `fresh` is the run's start
+    fresh, _ = loop.build_trainable(cfg)
+    assert fresh.discriminator.get_layer("u_logit").filters == 1
+    loop.run(cfg)
+    log = json.loads((tmp_path / "unet" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["adv"]) and np.isfinite(log["disc"])
+    trained, _ = loop.build_trainable(cfg)
+    checkpoint.restore(tmp_path / "unet", trained)
+    after = trained.discriminator.get_weights()
+    before = fresh.discriminator.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    warm, _ = loop.build_trainable(replace(cfg, init_discriminator=str(tmp_path / "unet")))
+    for a, b in zip(after, warm.discriminator.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="does not fit"):
+        loop.build_trainable(
+            replace(cfg, init_discriminator=str(tmp_path / "unet"), disc_kind="srgan")
+        )

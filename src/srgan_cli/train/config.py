@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("psnr", "gan")
+DISC_KINDS = ("srgan", "unet")
 STAGE_MODEL = {"psnr": "srresnet", "gan": "srgan"}
 # VGG16's convolutions in order (index 0..12); the content loss taps some of them by name.
 VGG_LAYERS = (
@@ -63,6 +64,7 @@ class TrainConfig:
     relativistic: bool = False  # relativistic average discriminator (ESRGAN)
     disc_width: int = 64  # the discriminator's first-layer filters (SRGAN: 64); doubles 3 times
     disc_spectral_norm: bool = False  # spectral normalisation of every D layer (SNGAN)
+    disc_kind: str = "srgan"  # "srgan": one logit per patch; "unet": one per pixel
     init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
@@ -83,6 +85,12 @@ class TrainConfig:
         vgg_tap_indices(self.vgg_taps)
         if self.disc_width < 1:
             raise ValueError(f"disc_width must be at least 1, not {self.disc_width}")
+        if self.disc_kind not in DISC_KINDS:
+            raise ValueError(f"disc_kind must be one of {DISC_KINDS}, not {self.disc_kind!r}")
+        if self.disc_kind == "unet" and self.patch % 2:
+            raise ValueError(
+                f"disc_kind unet needs an even patch (HR side a multiple of 8), not {self.patch}"
+            )
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):

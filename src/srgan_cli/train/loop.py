@@ -57,7 +57,11 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     from srgan_cli.train import networks
 
     with policy_scope(_policy(cfg)):
-        disc = networks.build_discriminator(cfg.disc_width, cfg.disc_spectral_norm)
+        build_disc = {
+            "srgan": networks.build_discriminator,
+            "unet": networks.build_unet_discriminator,
+        }[cfg.disc_kind]
+        disc = build_disc(cfg.disc_width, cfg.disc_spectral_norm)
         features = networks.build_vgg_features(
             cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
         )
@@ -68,7 +72,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         except ValueError as err:
             raise ValueError(
                 f"the discriminator in {cfg.init_discriminator} does not fit this run's "
-                f"--disc-width / --disc-spectral-norm ({err})"
+                f"--disc-kind / --disc-width / --disc-spectral-norm ({err})"
             ) from err
     model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
     model.compile(

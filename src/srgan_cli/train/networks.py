@@ -49,6 +49,39 @@ def build_discriminator(
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_unet_discriminator(
+    width: int = 64, spectral_norm: bool = False, name: str = "discriminator"
+) -> keras.Model:
+    """U-Net discriminator (Real-ESRGAN): one logit per pixel instead of one per patch.
+
+    Three strided halvings, then back up to full resolution with skip connections. Judging
+    every pixel tells the generator *where* an image looks fake (a JPEG block, a smear)
+    rather than only that it does somewhere; the global D can only give it the latter.
+    The HR side must be a multiple of 8.
+    """
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)
+    skips = [layers.LeakyReLU(0.2)(conv(width, 3, padding="same", name="u_conv0")(x))]
+    for i, mult in enumerate((2, 4, 8), start=1):
+        down = conv(width * mult, 4, strides=2, padding="same", name=f"u_down{i}")
+        skips.append(layers.LeakyReLU(0.2)(down(skips[-1])))
+    x = skips.pop()
+    for i, mult in enumerate((4, 2, 1), start=1):
+        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+        x = layers.LeakyReLU(0.2)(conv(width * mult, 3, padding="same", name=f"u_up{i}")(x))
+        x = layers.Add()([x, skips.pop()])
+    for i in (1, 2):
+        x = layers.LeakyReLU(0.2)(conv(width, 3, padding="same", name=f"u_conv{i}")(x))
+    outputs = conv(1, 3, padding="same", name="u_logit", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _flat_logits(logits):
+    """(batch, n) float32 logits from either D: n = 1 (global) or one per pixel (U-Net)."""
+    return ops.reshape(ops.cast(logits, "float32"), (ops.shape(logits)[0], -1))
+
+
 def _spectral_normalized(layer: layers.Layer, training: bool):
     """``layer.kernel`` divided by its largest singular value, estimated by power iteration.
 
@@ -191,20 +224,17 @@ class GanObjective(keras.Model):
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
         fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
-        real = self.discriminator(hr, training=training)[:, 0]
-        fake = self.discriminator(ops.stop_gradient(sr), training=training)[:, 0]
+        real = self.discriminator(hr, training=training)
+        fake = self.discriminator(ops.stop_gradient(sr), training=training)
         adv, disc = adversarial_terms(
-            ops.cast(real, "float32"),
-            ops.cast(fake, "float32"),
-            ops.cast(fake_frozen[:, 0], "float32"),
-            self.relativistic,
+            _flat_logits(real), _flat_logits(fake), _flat_logits(fake_frozen), self.relativistic
         )
-        terms = [pixel, lowres, grid, content, adv, disc]
+        terms = [pixel, lowres, grid, content, _per_sample_mean(adv), _per_sample_mean(disc)]
         return ops.stack(terms, axis=1)
 
 
 def adversarial_terms(real, fake, fake_frozen, relativistic: bool):
-    """Per-sample (generator adversarial loss, discriminator loss) from the D logits.
+    """(generator adversarial loss, discriminator loss) per logit, from the D logits.
 
     ``fake_frozen`` is D on the SR image with D's weights detached (the generator's path);
     ``real`` is detached too on the generator's side, as G cannot change it.
