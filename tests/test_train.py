@@ -449,3 +449,42 @@ def test_gan_stage_trains_a_unet_discriminator(photo_dir: Path, tmp_path: Path, 
         loop.build_trainable(
             replace(cfg, init_discriminator=str(tmp_path / "unet"), disc_kind="srgan")
         )
+
+
+@pytest.mark.slow
+def test_export_blends_the_run_with_other_weights(photo_dir: Path, tmp_path: Path):
+    """--export --blend-with W --alpha a ships (1 - a) * W + a * run, says so on the card,
+    and refuses a bad alpha, a foreign topology, or --blend-with without --export."""
+    pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    from srgan_cli import weights
+    from srgan_cli.cli import main
+    from srgan_cli.model import build_generator
+    from srgan_cli.train import loop
+
+    run = loop.run(_config(photo_dir, tmp_path / "run", steps=3))
+    other = build_generator(1, 8, False)
+    other.set_weights([w + 0.5 for w in other.get_weights()])
+    other.save_weights(tmp_path / "other.weights.h5")
+    runner = CliRunner()
+    args = ["train", "--export", str(run), "--out", str(tmp_path / "w"), "--name", "blend"]
+    blend = ["--blend-with", str(tmp_path / "other.weights.h5")]
+    result = runner.invoke(main, [*args, *blend, "--alpha", "0.25"])
+    assert result.exit_code == 0, result.output
+    shipped, card = weights.load_generator(tmp_path / "w" / "blend.weights.h5")
+    ours = build_generator(1, 8, False)
+    ours.load_weights(run / "best.weights.h5")
+    for got, theirs, mine in zip(
+        shipped.get_weights(), other.get_weights(), ours.get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(got, 0.75 * theirs + 0.25 * mine, rtol=1e-6, atol=1e-6)
+    assert card.training["interpolation"]["alpha"] == 0.25
+    bad_alpha = runner.invoke(main, [*args, *blend, "--alpha", "1.5"])
+    assert bad_alpha.exit_code == 2 and "alpha" in bad_alpha.output
+    build_generator(2, 8, False).save_weights(tmp_path / "big.weights.h5")
+    foreign = runner.invoke(main, [*args, "--blend-with", str(tmp_path / "big.weights.h5")])
+    assert foreign.exit_code == 2 and "does not hold this run's generator" in foreign.output
+    assert len(foreign.output.strip().splitlines()) == 1, foreign.output
+    alone = runner.invoke(main, ["train", *blend])
+    assert alone.exit_code == 2 and "only goes with --export" in alone.output

@@ -79,6 +79,20 @@ def _train_config_options(func: F) -> F:
     show_default=True,
     help="With --select: LPIPS-Alex weights (npz).",
 )
+@click.option(
+    "--blend-with",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --export: interpolate the run's weights with these (ESRGAN's network "
+    "interpolation; typically the PSNR-stage weights the GAN run started from).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="With --blend-with: the run's share of the weights.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("weights"))
 @click.option("--name", default=None, help="Exported model name [default: by stage].")
 def train(
@@ -88,6 +102,8 @@ def train(
     reference: Path,
     max_drop: float,
     lpips_weights: Path,
+    blend_with: Path | None,
+    alpha: float,
     out: Path,
     name: str | None,
     blocks: int,
@@ -109,8 +125,14 @@ def train(
         if export_run is not None:
             from srgan_cli.train.export import export_run as export
 
-            click.echo(f"exported {export(export_run, out, name)}")
+            try:
+                exported = export(export_run, out, name, blend_with=blend_with, alpha=alpha)
+            except ValueError as err:
+                raise UsageError(str(err)) from err
+            click.echo(f"exported {exported}")
             return
+        if blend_with is not None:
+            raise UsageError("--blend-with only goes with --export")
         from srgan_cli.train import loop
     if resume is not None:
         saved = json.loads((resume / "config.json").read_text())
