@@ -488,3 +488,5 @@ def test_export_blends_the_run_with_other_weights(photo_dir: Path, tmp_path: Pat
     assert len(foreign.output.strip().splitlines()) == 1, foreign.output
     alone = runner.invoke(main, ["train", *blend])
     assert alone.exit_code == 2 and "only goes with --export" in alone.output
+    no_blend = runner.invoke(main, [*args, "--alpha", "0.5"])
+    assert no_blend.exit_code == 2 and "only goes with --blend-with" in no_blend.output

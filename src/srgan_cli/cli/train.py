@@ -122,6 +122,8 @@ def train(
             result = select_snapshot(select_run, reference, LpipsAlex(lpips_weights), max_drop)
             click.echo(json.dumps(result["selected"]))
             return
+        if alpha != 1.0 and blend_with is None:
+            raise UsageError("--alpha only goes with --blend-with")
         if export_run is not None:
             from srgan_cli.train.export import export_run as export
 
