@@ -284,7 +284,7 @@ def test_weighted_total_weighs_terms_by_name():
 
 @pytest.mark.slow
 def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Path, fake_vgg):
-    pytest.importorskip("keras")
+    keras = pytest.importorskip("keras")
     from srgan_cli import weights
     from srgan_cli.train import loop, networks
     from srgan_cli.train.export import export_run
@@ -302,7 +302,6 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         disc_width=16,
         disc_spectral_norm=True,
     )
-    keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(cfg.seed)  # as the run does: `model` is the run's start
     model, gen = loop.build_trainable(cfg)
     assert model.discriminator.get_layer("d_conv0").filters == 16
@@ -359,8 +358,7 @@ def test_spectral_norm_bounds_every_discriminator_layer_by_one(kind: str, names:
     from srgan_cli.train import networks
 
     keras.utils.set_random_seed(0)
-    build = {"srgan": networks.build_discriminator, "unet": networks.build_unet_discriminator}
-    disc = build[kind](8, spectral_norm=True)
+    disc = networks.DISCRIMINATORS[kind](8, spectral_norm=True)
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     before = np.asarray(disc(x, training=False))
     for _ in range(60):
@@ -416,7 +414,7 @@ def test_psnr_stage_generator_files_hold_no_optimizer_state(photo_dir: Path, tmp
 @pytest.mark.slow
 def test_gan_stage_trains_a_unet_discriminator(photo_dir: Path, tmp_path: Path, fake_vgg):
     """--disc-kind unet trains end to end, and its D warm-starts only a U-Net."""
-    pytest.importorskip("keras")
+    keras = pytest.importorskip("keras")
     from srgan_cli.train import checkpoint, loop
 
     cfg = _config(
@@ -430,7 +428,6 @@ def test_gan_stage_trains_a_unet_discriminator(photo_dir: Path, tmp_path: Path, 
         disc_spectral_norm=True,
         steps=3,
     )
-    keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(cfg.seed)  # as the run does: `fresh` is the run's start
     fresh, _ = loop.build_trainable(cfg)
     assert fresh.discriminator.get_layer("u_logit").filters == 1

@@ -88,10 +88,10 @@ def _train_config_options(func: F) -> F:
 )
 @click.option(
     "--alpha",
-    type=click.FloatRange(0.0, 1.0),
+    type=float,
     default=1.0,
     show_default=True,
-    help="With --blend-with: the run's share of the weights.",
+    help="With --blend-with: the run's share of the weights, 0 to 1.",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("weights"))
 @click.option("--name", default=None, help="Exported model name [default: by stage].")

@@ -57,11 +57,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
     from srgan_cli.train import networks
 
     with policy_scope(_policy(cfg)):
-        build_disc = {
-            "srgan": networks.build_discriminator,
-            "unet": networks.build_unet_discriminator,
-        }[cfg.disc_kind]
-        disc = build_disc(cfg.disc_width, cfg.disc_spectral_norm)
+        disc = networks.DISCRIMINATORS[cfg.disc_kind](cfg.disc_width, cfg.disc_spectral_norm)
         features = networks.build_vgg_features(
             cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
         )

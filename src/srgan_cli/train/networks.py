@@ -77,6 +77,9 @@ def build_unet_discriminator(
     return keras.Model(inputs, outputs, name=name)
 
 
+DISCRIMINATORS = {"srgan": build_discriminator, "unet": build_unet_discriminator}  # --disc-kind
+
+
 def _flat_logits(logits):
     """(batch, n) float32 logits from either D: n = 1 (global) or one per pixel (U-Net)."""
     return ops.reshape(ops.cast(logits, "float32"), (ops.shape(logits)[0], -1))
