@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +47,17 @@ def test_batches_are_a_pure_function_of_the_step(photo_dir: Path):
     assert lr.shape == (4, 8, 8, 3) and hr.shape == (4, 32, 32, 3)
     assert lr.dtype == np.float32 and lr.min() >= 0.0 and hr.max() <= 1.0
     assert not np.array_equal(sampler.batch_at(18)[0], lr)
+
+
+@pytest.mark.parametrize("degradation", ["bicubic", "real"])
+def test_prefetching_threads_yield_the_same_batches_in_order(photo_dir: Path, degradation: str):
+    sampler = PatchSampler(load_pairs(list_images(photo_dir), 8), 8, 4, 3, degradation)
+    inline = itertools.islice(sampler.batches(5), 12)
+    threaded = itertools.islice(sampler.batches(5, threads=3), 12)
+    for step, ((lr, hr), (lr2, hr2)) in enumerate(zip(inline, threaded, strict=True), start=5):
+        np.testing.assert_array_equal(lr, lr2, err_msg=f"step {step}")
+        np.testing.assert_array_equal(hr, hr2, err_msg=f"step {step}")
+    np.testing.assert_array_equal(next(sampler.batches(16, threads=2))[0], sampler.batch_at(16)[0])
 
 
 def test_real_degradation_batches_are_a_pure_function_of_the_step(photo_dir: Path):

@@ -10,7 +10,10 @@ loader prefetched, which is what makes ``--resume`` continue exactly.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,12 +108,24 @@ class PatchSampler:
             lr, hr = lr[:, ::-1], hr[:, ::-1]
         return lr, hr
 
-    def batches(self, start_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Endless batches from ``start_step`` on, as Keras ``fit`` wants them."""
-        step = start_step
-        while True:
-            yield self.batch_at(step)
-            step += 1
+    def batches(self, start_step: int, threads: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Endless batches from ``start_step`` on, as Keras ``fit`` wants them.
+
+        With ``threads`` > 1 the next ``2 * threads`` batches are built ahead in a thread pool
+        (numpy and Pillow release the GIL in the copies and resizes that dominate), so a fast
+        accelerator is not left waiting on one Python thread. The sequence is unchanged:
+        each batch is a function of its step alone.
+        """
+        if threads <= 1:
+            yield from map(self.batch_at, itertools.count(start_step))
+            return
+        steps = itertools.count(start_step)
+        with ThreadPoolExecutor(threads, thread_name_prefix="srgan-batches") as pool:
+            ahead = deque(pool.submit(self.batch_at, next(steps)) for _ in range(2 * threads))
+            while True:
+                batch = ahead.popleft().result()
+                ahead.append(pool.submit(self.batch_at, next(steps)))
+                yield batch
 
 
 def lr_maker(degradation: str):
