@@ -70,6 +70,37 @@ def test_real_degradation_batches_are_a_pure_function_of_the_step(photo_dir: Pat
     assert lr.shape == (4, 8, 8, 3) and not np.array_equal(lr, clean.batch_at(17)[0])
 
 
+def test_scales_add_shrunk_copies_each_with_its_own_protocol_lr(photo_dir: Path):
+    from srgan_cli.metrics import bicubic_downscale
+
+    files = list_images(photo_dir)
+    plain = load_pairs(files, 8)
+    pairs = load_pairs(files, 8, (1.0, 0.75))
+    assert len(pairs) == 2 * len(plain)
+    assert [p.name for p in pairs[:2]] == [plain[0].name, f"{plain[0].name}@0.75"]
+    small = pairs[1]
+    assert small.hr.shape == (36, 48, 3)  # 64x48 shrunk by 0.75
+    np.testing.assert_array_equal(small.lr, bicubic_downscale(small.hr))
+    shrunk = np.asarray(Image.fromarray(plain[0].hr).resize((48, 36), Image.BICUBIC))
+    np.testing.assert_array_equal(small.hr, shrunk)
+    assert len(load_pairs(files, 12, (1.0, 0.5))) == len(plain)  # too small once shrunk: skipped
+    lr, _ = PatchSampler(pairs, 8, 4, 0).batch_at(0)
+    assert lr.shape == (4, 8, 8, 3)
+
+
+@pytest.mark.parametrize("scales", ["0,1", "1.5", "1,big", ""])
+def test_bad_scales_are_refused_with_one_line(scales: str):
+    from click.testing import CliRunner
+
+    from srgan_cli.cli import main
+
+    with pytest.raises(ValueError, match="scale"):
+        TrainConfig(scales=scales).check()
+    result = CliRunner().invoke(main, ["train", "--scales", scales, "--steps", "100"])
+    assert result.exit_code == 2 and "scale" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_unknown_degradation_is_refused():
     with pytest.raises(ValueError, match="degradation"):
         TrainConfig(degradation="jpeg").check()

@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
     degradation: str = "bicubic"  # "real" / "real-light": a random blur/resize/noise/JPEG chain
+    scales: str = "1"  # training photos also used shrunk by these factors, e.g. "1,0.8,0.6"
     generator: dict[str, Any] = field(default_factory=_default_generator)
     init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
     vgg_weights: str = "../shared/weights/vgg16_imagenet.npz"
@@ -83,6 +84,9 @@ class TrainConfig:
                 f"degradation must be one of {TRAINING_DEGRADATIONS}, not {self.degradation!r}"
             )
         vgg_tap_indices(self.vgg_taps)
+        from srgan_cli.train.data import parse_scales
+
+        parse_scales(self.scales)
         if self.disc_width < 1:
             raise ValueError(f"disc_width must be at least 1, not {self.disc_width}")
         if self.disc_kind not in DISC_KINDS:

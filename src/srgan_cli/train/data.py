@@ -60,10 +60,43 @@ def load_pair(path: Path) -> ImagePair:
     return ImagePair(path.stem, hr, bicubic_downscale(hr))
 
 
-def load_pairs(files: list[Path], min_lr_side: int = 1) -> list[ImagePair]:
-    """Load photos whose LR is at least ``min_lr_side`` on both sides (smaller ones skipped)."""
-    pairs = [load_pair(f) for f in files]
+def load_pairs(
+    files: list[Path], min_lr_side: int = 1, scales: tuple[float, ...] = (1.0,)
+) -> list[ImagePair]:
+    """Load photos (each at every scale) whose LR is at least ``min_lr_side`` on both sides."""
+    pairs = [q for f in files for q in rescaled(load_pair(f), scales)]
     return [p for p in pairs if min(p.lr.shape[:2]) >= min_lr_side]
+
+
+def rescaled(pair: ImagePair, scales: tuple[float, ...]) -> list[ImagePair]:
+    """The photo at each scale: a shrunk copy (Pillow bicubic) is a new HR with its own LR.
+
+    This is the 291-image recipe of VDSR, DRRN and IDN (scales 0.6-1.0): with only 281
+    training photos a PSNR-stage run overfits (held-out PSNR falls while the training loss
+    does), and a shrunk photo packs more detail per pixel than any crop of the original.
+    """
+    out = []
+    for scale in scales:
+        if scale == 1.0:
+            out.append(pair)
+            continue
+        h, w = pair.hr.shape[:2]
+        size = (max(SCALE, round(w * scale)), max(SCALE, round(h * scale)))
+        small = np.asarray(Image.fromarray(pair.hr).resize(size, Image.Resampling.BICUBIC))
+        hr = crop_to_multiple(small)
+        out.append(ImagePair(f"{pair.name}@{scale:g}", hr, bicubic_downscale(hr)))
+    return out
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"1,0.8,0.6"`` -> (1.0, 0.8, 0.6); each scale must be in (0, 1]."""
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"scales must be comma-separated numbers, not {text!r}") from None
+    if not all(0.0 < s <= 1.0 for s in scales):
+        raise ValueError(f"each scale must be in (0, 1], not {text!r}")
+    return scales
 
 
 class PatchSampler:

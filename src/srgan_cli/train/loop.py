@@ -21,7 +21,13 @@ import numpy as np
 from srgan_cli.model import GeneratorConfig, build_generator, policy_scope, to_uint8
 from srgan_cli.train import checkpoint
 from srgan_cli.train.config import TrainConfig, vgg_tap_indices
-from srgan_cli.train.data import PatchSampler, center_crops, list_images, load_pairs
+from srgan_cli.train.data import (
+    PatchSampler,
+    center_crops,
+    list_images,
+    load_pairs,
+    parse_scales,
+)
 from srgan_cli.train.data import split_validation as split_files
 
 
@@ -147,7 +153,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     train_files, val_files = split_files(list_images(cfg.data), cfg.val_images)
     (run_dir / "validation_images.txt").write_text("\n".join(map(str, val_files)) + "\n")
-    pairs = load_pairs(train_files, cfg.patch)
+    pairs = load_pairs(train_files, cfg.patch, parse_scales(cfg.scales))
     sampler = PatchSampler(pairs, cfg.patch, cfg.batch, cfg.seed, cfg.degradation)
     val = center_crops(load_pairs(val_files), 48, cfg.degradation) if val_files else None
     model, gen = build_trainable(cfg)
