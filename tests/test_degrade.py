@@ -143,3 +143,31 @@ def test_light_chain_damages_less_than_the_real_chain(hr):
 
     assert set(degrade.TRAINING_CHAINS) == set(degrade.TRAINING_DEGRADATIONS) - {"bicubic"}
     assert mean_damage("real-light") < 0.8 * mean_damage("real")
+
+
+def _share_of_plain_jpeg_draws(chain: degrade.RealDegradation, hr, monkeypatch) -> float:
+    """How often a draw is one resize then one JPEG: the pictures issue 10 is about."""
+    calls: list[str] = []
+    for name in ("gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"):
+        original = getattr(degrade, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(degrade, name, spy)
+    plain = 0
+    for i in range(300):
+        calls.clear()
+        chain.apply(hr, np.random.default_rng([5, i]))
+        plain += calls == ["resize", "jpeg"]
+    monkeypatch.undo()
+    return plain / 300
+
+
+def test_web_chain_is_mostly_plain_jpeg(hr, monkeypatch):
+    """real-web: JPEG without noise or blur is its commonest draw, far more than in real-light."""
+    web = _share_of_plain_jpeg_draws(degrade.TRAINING_CHAINS["real-web"], hr, monkeypatch)
+    light = _share_of_plain_jpeg_draws(degrade.TRAINING_CHAINS["real-light"], hr, monkeypatch)
+    assert web > 0.3
+    assert web > 2 * light

@@ -220,6 +220,20 @@ TRAINING_CHAINS: dict[str, RealDegradation] = {
     "real-light": RealDegradation(
         clean_p=0.2, blur_p=0.3, blur_sigma=(0.2, 1.5), second_pass_p=0.15, jpeg_quality=(40, 95)
     ),
+    # Weighted like the pictures of issue 10 (web and phone JPEGs at quality 70-85, noise only
+    # now and then, any resizer): real-light put noise on 60% of patches, so the model learnt
+    # to wipe fine texture away as if it were noise, and 30% blur taught it to sharpen inputs
+    # that were already sharp (Lanczos). Here JPEG comes on 80% of patches, noise on 30%.
+    "real-web": RealDegradation(
+        clean_p=0.15,
+        blur_p=0.15,
+        blur_sigma=(0.2, 1.2),
+        second_pass_p=0.1,
+        noise_p=0.3,
+        noise_sigma=(1.0, 8.0),
+        jpeg_p=0.8,
+        jpeg_quality=(50, 95),
+    ),
 }
 TRAINING_DEGRADATIONS = ("bicubic", *TRAINING_CHAINS)
 """``srgan train --degradation`` names: the precomputed protocol LR, then each random chain."""
