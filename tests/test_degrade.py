@@ -171,3 +171,21 @@ def test_web_chain_is_mostly_plain_jpeg(hr, monkeypatch):
     light = _share_of_plain_jpeg_draws(degrade.TRAINING_CHAINS["real-light"], hr, monkeypatch)
     assert web > 0.3
     assert web > 2 * light
+
+
+def test_resizer_weights_tilt_the_draw(hr, monkeypatch):
+    """real-web-sharp draws bicubic and Lanczos far more often than box and bilinear."""
+    used: list[str] = []
+    original = degrade.resize
+
+    def spy(image, size, resizer):
+        used.append(resizer)
+        return original(image, size, resizer)
+
+    monkeypatch.setattr(degrade, "resize", spy)
+    chain = degrade.TRAINING_CHAINS["real-web-sharp"]
+    for i in range(300):
+        chain.apply(hr, np.random.default_rng([7, i]))
+    sharp = sum(r in ("bicubic", "lanczos") for r in used) / len(used)
+    assert set(used) == {"box", "bilinear", "bicubic", "lanczos"}
+    assert 0.6 < sharp < 0.8
