@@ -111,8 +111,8 @@ def test_real_chain_is_deterministic_per_seed_and_varied(hr):
     assert len(distinct) == len(draws)
 
 
-def test_real_chain_reaches_every_step_type(hr, monkeypatch):
-    """Over many draws: blur, both noises, JPEG, and one- and two-pass resizing all happen."""
+def _spy_on_steps(monkeypatch) -> list[str]:
+    """Record the name of every degradation step the chains call, in order."""
     calls: list[str] = []
     for name in ("gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"):
         original = getattr(degrade, name)
@@ -122,6 +122,12 @@ def test_real_chain_reaches_every_step_type(hr, monkeypatch):
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(degrade, name, spy)
+    return calls
+
+
+def test_real_chain_reaches_every_step_type(hr, monkeypatch):
+    """Over many draws: blur, both noises, JPEG, and one- and two-pass resizing all happen."""
+    calls = _spy_on_steps(monkeypatch)
     resizes_per_draw, seen = set(), set()
     for i in range(60):
         calls.clear()
@@ -147,15 +153,7 @@ def test_light_chain_damages_less_than_the_real_chain(hr):
 
 def _share_of_plain_jpeg_draws(chain: degrade.RealDegradation, hr, monkeypatch) -> float:
     """How often a draw is one resize then one JPEG: the pictures issue 10 is about."""
-    calls: list[str] = []
-    for name in ("gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg", "resize"):
-        original = getattr(degrade, name)
-
-        def spy(*args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(degrade, name, spy)
+    calls = _spy_on_steps(monkeypatch)
     plain = 0
     for i in range(300):
         calls.clear()

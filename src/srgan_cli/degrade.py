@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -219,6 +219,21 @@ class RealDegradation:
         return image
 
 
+# Weighted like the pictures of issue 10 (web and phone JPEGs at quality 70-85, noise only now
+# and then, any resizer): real-light put noise on 60% of patches, so the model learnt to wipe
+# fine texture away as if it were noise, and 30% blur taught it to sharpen inputs that were
+# already sharp (Lanczos). Here JPEG comes on 80% of patches, noise on 30%.
+_REAL_WEB = RealDegradation(
+    clean_p=0.15,
+    blur_p=0.15,
+    blur_sigma=(0.2, 1.2),
+    second_pass_p=0.1,
+    noise_p=0.3,
+    noise_sigma=(1.0, 8.0),
+    jpeg_p=0.8,
+    jpeg_quality=(50, 95),
+)
+
 TRAINING_CHAINS: dict[str, RealDegradation] = {
     "real": RealDegradation(),
     # Closer to what people upscale (issue 10: web and phone JPEGs, mild sensor noise, any
@@ -227,36 +242,13 @@ TRAINING_CHAINS: dict[str, RealDegradation] = {
     "real-light": RealDegradation(
         clean_p=0.2, blur_p=0.3, blur_sigma=(0.2, 1.5), second_pass_p=0.15, jpeg_quality=(40, 95)
     ),
-    # Weighted like the pictures of issue 10 (web and phone JPEGs at quality 70-85, noise only
-    # now and then, any resizer): real-light put noise on 60% of patches, so the model learnt
-    # to wipe fine texture away as if it were noise, and 30% blur taught it to sharpen inputs
-    # that were already sharp (Lanczos). Here JPEG comes on 80% of patches, noise on 30%.
-    "real-web": RealDegradation(
-        clean_p=0.15,
-        blur_p=0.15,
-        blur_sigma=(0.2, 1.2),
-        second_pass_p=0.1,
-        noise_p=0.3,
-        noise_sigma=(1.0, 8.0),
-        jpeg_p=0.8,
-        jpeg_quality=(50, 95),
-    ),
+    "real-web": _REAL_WEB,
     # real-web, with the sharp resizers (bicubic and Lanczos: the defaults of Pillow, browsers
     # and ImageMagick) on 70% of draws instead of 50%. A model that cannot tell the resizer
     # sharpens for the average one; on the held-out photos a Gaussian blur of 0.3 px on the LR
     # before the real-web model raised Lanczos+JPEG80 PSNR by 0.24 dB (LPIPS +0.006): it was
     # sharpening Lanczos and bicubic inputs as if they had come through box or bilinear.
-    "real-web-sharp": RealDegradation(
-        clean_p=0.15,
-        blur_p=0.1,
-        blur_sigma=(0.2, 1.2),
-        second_pass_p=0.1,
-        noise_p=0.3,
-        noise_sigma=(1.0, 8.0),
-        jpeg_p=0.8,
-        jpeg_quality=(50, 95),
-        resizer_weights=(0.15, 0.15, 0.35, 0.35),
-    ),
+    "real-web-sharp": replace(_REAL_WEB, blur_p=0.1, resizer_weights=(0.15, 0.15, 0.35, 0.35)),
 }
 TRAINING_DEGRADATIONS = ("bicubic", *TRAINING_CHAINS)
 """``srgan train --degradation`` names: the precomputed protocol LR, then each random chain."""
