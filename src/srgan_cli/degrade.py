@@ -193,10 +193,11 @@ class RealDegradation:
         return self._damage(image, rng)
 
     def _resizer(self, rng: np.random.Generator) -> str:
-        if self.resizer_weights is None:  # the draw every earlier run made: keeps --resume exact
-            return str(rng.choice(self.resizers))
-        weights = np.asarray(self.resizer_weights, dtype=float)
-        return str(rng.choice(self.resizers, p=weights / weights.sum()))
+        # p=None is the uniform draw every earlier run made, so their --resume stays exact.
+        p = None
+        if self.resizer_weights is not None:
+            p = np.asarray(self.resizer_weights, dtype=float) / sum(self.resizer_weights)
+        return str(rng.choice(self.resizers, p=p))
 
     def _blur(self, image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
         if rng.random() >= self.blur_p * strength:

@@ -50,7 +50,7 @@ class TrainConfig:
     val_images: int = 10
     seed: int = 0
     precision: str = "fp32"  # or "bf16" (mixed_bfloat16)
-    degradation: str = "bicubic"  # "real" / "real-light" / "real-web": a random degradation chain
+    degradation: str = "bicubic"  # or a random chain named in degrade.TRAINING_CHAINS
     scales: str = "1"  # training photos also used shrunk by these factors, e.g. "1,0.8,0.6"
     generator: dict[str, Any] = field(default_factory=_default_generator)
     init_weights: str = ""  # GAN stage: start from these generator weights (.weights.h5)
