@@ -288,6 +288,46 @@ def test_gan_objective_gives_every_term_per_sample(fake_vgg, taps):
     np.testing.assert_allclose(terms[:, networks.LOSS_TERMS.index("content")], content, rtol=1e-4)
 
 
+def test_highpass_drops_flat_colour_and_keeps_texture():
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    rng = np.random.default_rng(0)
+    texture = rng.random((1, 24, 24, 3), "float32")
+    cast = np.array([0.2, -0.1, 0.05], "float32")  # a colour cast / brightness shift
+    flat = np.asarray(networks.highpass(np.full((1, 24, 24, 3), 0.7, "float32")))
+    np.testing.assert_allclose(flat, 0.0, atol=1e-6)  # borders included
+    np.testing.assert_allclose(
+        np.asarray(networks.highpass(texture + cast)),
+        np.asarray(networks.highpass(texture)),
+        atol=1e-5,
+    )
+    assert np.asarray(networks.highpass(texture)).std() > 0.5 * texture.std()
+
+
+@pytest.mark.parametrize("highpass", [False, True])
+def test_highpass_discriminator_is_blind_to_a_colour_cast(fake_vgg, highpass: bool):
+    """With --disc-highpass D's terms ignore a colour cast of the target; without it they see it.
+    The pixel term sees it either way: low frequencies are left to the pinned terms."""
+    pytest.importorskip("keras")
+    from srgan_cli.model import build_generator
+    from srgan_cli.train import networks
+
+    gen, features = build_generator(2, 8, False), networks.build_vgg_features(fake_vgg, (3,))
+    disc = networks.build_unet_discriminator(width=8, spectral_norm=True)
+    objective = networks.GanObjective(
+        gen, disc, features, relativistic=True, disc_highpass=highpass
+    )
+    rng = np.random.default_rng(1)
+    lr, hr = rng.random((2, 16, 16, 3), "float32"), rng.random((2, 64, 64, 3), "float32")
+    cast = hr + np.array([0.1, 0.0, -0.1], "float32")
+    plain, shifted = np.asarray(objective((lr, hr))), np.asarray(objective((lr, cast)))
+    at = networks.LOSS_TERMS.index
+    d_terms = [at("adv"), at("disc")]
+    assert np.allclose(plain[:, d_terms], shifted[:, d_terms], atol=1e-5) == highpass
+    assert not np.allclose(plain[:, at("pixel")], shifted[:, at("pixel")])
+
+
 def test_unet_discriminator_judges_every_pixel():
     """One logit per HR pixel, and the objective's adversarial terms are their per-image means."""
     pytest.importorskip("keras")

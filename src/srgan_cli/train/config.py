@@ -67,6 +67,7 @@ class TrainConfig:
     disc_spectral_norm: bool = False  # spectral normalisation of every D layer (SNGAN)
     disc_kind: str = "srgan"  # "srgan": one logit per patch; "unet": one per pixel
     init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
+    disc_highpass: bool = False  # D sees only the high-pass residual (frequency separation)
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:

@@ -77,7 +77,9 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 f"the discriminator in {cfg.init_discriminator} does not fit this run's "
                 f"--disc-kind / --disc-width / --disc-spectral-norm ({err})"
             ) from err
-    model = networks.GanObjective(gen, disc, features, relativistic=cfg.relativistic)
+    model = networks.GanObjective(
+        gen, disc, features, relativistic=cfg.relativistic, disc_highpass=cfg.disc_highpass
+    )
     model.compile(
         optimizer=optimizer,
         loss=networks.weighted_total(

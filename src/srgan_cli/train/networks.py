@@ -186,6 +186,23 @@ def lattice_pattern(x):
     return ops.mean(grid, axis=(1, 3))
 
 
+HIGHPASS_GAIN = 4.0
+"""The high-pass residual of a training photo has about a quarter of its spread (std 0.063
+against 0.231 on 20 of them); the gain gives D's spectrally normalised (1-Lipschitz) layers
+inputs of about the range they see without ``highpass``."""
+
+
+def highpass(x):
+    """``x`` minus a smooth low-pass (a 5x5 box twice: about a Gaussian of sigma 2 px), times
+    ``HIGHPASS_GAIN``: texture and edges without colour, shading or the LR-scale content.
+
+    ``same`` pooling averages only the pixels inside the image, so a flat image gives zero
+    up to its borders too.
+    """
+    low = ops.average_pool(ops.average_pool(x, 5, 1, padding="same"), 5, 1, padding="same")
+    return (x - low) * HIGHPASS_GAIN
+
+
 def _per_sample_mean(x):
     return ops.mean(ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1)), axis=1)
 
@@ -204,15 +221,28 @@ class GanObjective(keras.Model):
     the batch's fakes on average, and G push the other way on both halves; the generator then
     also learns from the real images' logits, which sharpens texture on the same budget.
 
+    ``disc_highpass`` shows D only ``highpass`` of SR and HR (frequency separation, Fritsche
+    et al. 2019): colour and low frequencies are left to the pixel and low-res terms, which
+    pin them to the target, and all of D's capacity goes to judging texture.
+
     ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
     """
 
     def __init__(
-        self, generator, discriminator, features, relativistic: bool = False, **kwargs
+        self,
+        generator,
+        discriminator,
+        features,
+        relativistic: bool = False,
+        disc_highpass: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.features = generator, discriminator, features
-        self.relativistic = relativistic
+        self.relativistic, self.disc_highpass = relativistic, disc_highpass
+
+    def _disc_view(self, x):
+        return highpass(x) if self.disc_highpass else x
 
     def call(self, inputs, training=False):
         lr, hr = inputs
@@ -226,9 +256,10 @@ class GanObjective(keras.Model):
         content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in sr_feats)
         frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
         rest = [v.value for v in self.discriminator.non_trainable_variables]
-        fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr, training=training)
-        real = self.discriminator(hr, training=training)
-        fake = self.discriminator(ops.stop_gradient(sr), training=training)
+        sr_seen, hr_seen = self._disc_view(sr), self._disc_view(hr)
+        fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr_seen, training=training)
+        real = self.discriminator(hr_seen, training=training)
+        fake = self.discriminator(ops.stop_gradient(sr_seen), training=training)
         adv, disc = adversarial_terms(
             _flat_logits(real), _flat_logits(fake), _flat_logits(fake_frozen), self.relativistic
         )
