@@ -128,6 +128,8 @@ def test_config_check_names_the_option():
         TrainConfig(disc_kind="patchgan").check()
     with pytest.raises(ValueError, match="even patch"):
         TrainConfig(disc_kind="unet", patch=25).check()
+    with pytest.raises(ValueError, match="fm_weight"):
+        TrainConfig(fm_weight=-1.0).check()
 
 
 def _config(photo_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
@@ -351,6 +353,41 @@ def test_unet_discriminator_judges_every_pixel():
     assert np.asarray(adv).shape == np.asarray(d_loss).shape == (2, 40 * 24)
 
 
+def test_feature_matching_pulls_the_generator_towards_d_features_of_hr(fake_vgg):
+    """``fm`` is the mean over D's layers of L1(D maps of SR, of HR); zero when off. It moves
+    the generator only: D's weights get no gradient from it, and the checkpoint is the same."""
+    tf = pytest.importorskip("tensorflow")
+    from srgan_cli.model import build_generator
+    from srgan_cli.train import networks
+
+    gen, features = build_generator(2, 8, False), networks.build_vgg_features(fake_vgg, (3,))
+    disc = networks.build_unet_discriminator(width=8, spectral_norm=True)
+    rng = np.random.default_rng(2)
+    lr, hr = rng.random((2, 16, 16, 3), "float32"), rng.random((2, 64, 64, 3), "float32")
+    at = networks.LOSS_TERMS.index("fm")
+    off = networks.GanObjective(gen, disc, features, relativistic=True)
+    on = networks.GanObjective(gen, disc, features, relativistic=True, feature_matching=True)
+    assert len(on.weights) == len(off.weights)  # the judging view shares D's variables
+    assert np.all(np.asarray(off((lr, hr)))[:, at] == 0.0)
+    judge = networks.with_features(disc)
+    (_, *sr_maps), (_, *hr_maps) = judge(np.asarray(gen(lr))), judge(hr)
+    assert len(sr_maps) == 9  # the U-Net's 1 + 3 down + 3 up + 2 final convolutions
+    expected = np.mean(
+        [
+            np.abs(np.asarray(a) - np.asarray(b)).mean(axis=(1, 2, 3))
+            for a, b in zip(sr_maps, hr_maps, strict=True)
+        ],
+        axis=0,
+    )
+    with tf.GradientTape(persistent=True) as tape:
+        fm = on((lr, hr), training=False)[:, at]
+    np.testing.assert_allclose(np.asarray(fm), expected, rtol=1e-4)
+    to_d = tape.gradient(fm, disc.trainable_variables)
+    to_g = tape.gradient(fm, gen.trainable_variables)
+    assert all(g is None or not np.any(np.asarray(g)) for g in to_d)
+    assert sum(float(np.abs(np.asarray(g)).sum()) for g in to_g if g is not None) > 0
+
+
 def test_weighted_total_weighs_terms_by_name():
     pytest.importorskip("keras")
     from srgan_cli.train import networks
@@ -384,6 +421,7 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         vgg_taps="conv2_2,conv5_3",
         disc_width=16,
         disc_spectral_norm=True,
+        fm_weight=0.5,  # feature matching through the whole loop, on the global D's maps
     )
     keras.utils.set_random_seed(cfg.seed)  # as the run does: `model` is the run's start
     model, gen = loop.build_trainable(cfg)

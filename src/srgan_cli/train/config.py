@@ -68,6 +68,7 @@ class TrainConfig:
     disc_kind: str = "srgan"  # "srgan": one logit per patch; "unet": one per pixel
     init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
     disc_highpass: bool = False  # D sees only the high-pass residual (frequency separation)
+    fm_weight: float = 0.0  # feature matching: L1 between D's hidden maps of SR and HR
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:
@@ -96,6 +97,8 @@ class TrainConfig:
             raise ValueError(
                 f"disc_kind unet needs an even patch (HR side a multiple of 8), not {self.patch}"
             )
+        if self.fm_weight < 0:
+            raise ValueError(f"fm_weight must be >= 0, not {self.fm_weight}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):

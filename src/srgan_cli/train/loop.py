@@ -78,7 +78,12 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 f"--disc-kind / --disc-width / --disc-spectral-norm ({err})"
             ) from err
     model = networks.GanObjective(
-        gen, disc, features, relativistic=cfg.relativistic, disc_highpass=cfg.disc_highpass
+        gen,
+        disc,
+        features,
+        relativistic=cfg.relativistic,
+        disc_highpass=cfg.disc_highpass,
+        feature_matching=cfg.fm_weight > 0,
     )
     model.compile(
         optimizer=optimizer,
@@ -89,6 +94,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 "grid": cfg.grid_weight,
                 "content": cfg.content_weight,
                 "adv": cfg.adv_weight,
+                "fm": cfg.fm_weight,
             }
         ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],

@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_VGG_TAPS = vgg_tap_indices(TrainConfig.vgg_taps)  # conv2_2, conv3_3, conv4_3
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
-LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "disc")
+LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "fm", "disc")
 
 
 def build_discriminator(
@@ -78,6 +78,16 @@ def build_unet_discriminator(
 
 
 DISCRIMINATORS = {"srgan": build_discriminator, "unet": build_unet_discriminator}  # --disc-kind
+
+
+def with_features(discriminator: keras.Model) -> keras.Model:
+    """The same discriminator (shared layers and weights) that also returns its hidden maps.
+
+    Outputs ``[logits, *maps]``, one map per LeakyReLU in order: what feature matching
+    (``GanObjective(feature_matching=True)``) compares between SR and HR.
+    """
+    maps = [layer.output for layer in discriminator.layers if isinstance(layer, layers.LeakyReLU)]
+    return keras.Model(discriminator.inputs[0], [discriminator.outputs[0], *maps])
 
 
 def _flat_logits(logits):
@@ -225,6 +235,11 @@ class GanObjective(keras.Model):
     et al. 2019): colour and low frequencies are left to the pixel and low-res terms, which
     pin them to the target, and all of D's capacity goes to judging texture.
 
+    ``feature_matching`` adds ``fm`` (pix2pixHD): L1 between D's hidden maps of SR and of HR,
+    averaged over D's layers. The adversarial term only says whether D is fooled, and with a
+    per-pixel D it saturates where D has already decided; matching D's features keeps a dense
+    pull towards the statistics of real texture at every layer. Off, ``fm`` is zero.
+
     ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
     """
 
@@ -235,11 +250,14 @@ class GanObjective(keras.Model):
         features,
         relativistic: bool = False,
         disc_highpass: bool = False,
+        feature_matching: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.features = generator, discriminator, features
         self.relativistic, self.disc_highpass = relativistic, disc_highpass
+        # Sharing its layers, this view tracks no variables of its own (checkpoints unchanged).
+        self._judge = with_features(discriminator) if feature_matching else None
 
     def _disc_view(self, x):
         return highpass(x) if self.disc_highpass else x
@@ -254,17 +272,33 @@ class GanObjective(keras.Model):
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         sr_feats, hr_feats = self.features(sr), self.features(hr)
         content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in sr_feats)
-        frozen = [ops.stop_gradient(v.value) for v in self.discriminator.trainable_variables]
-        rest = [v.value for v in self.discriminator.non_trainable_variables]
         sr_seen, hr_seen = self._disc_view(sr), self._disc_view(hr)
-        fake_frozen, _ = self.discriminator.stateless_call(frozen, rest, sr_seen, training=training)
-        real = self.discriminator(hr_seen, training=training)
+        judge = self._judge or self.discriminator
+        frozen = [ops.stop_gradient(v.value) for v in judge.trainable_variables]
+        rest = [v.value for v in judge.non_trainable_variables]
+        fake_frozen, _ = judge.stateless_call(frozen, rest, sr_seen, training=training)
+        real = judge(hr_seen, training=training)
         fake = self.discriminator(ops.stop_gradient(sr_seen), training=training)
+        fm = ops.zeros_like(pixel)
+        if self._judge is not None:
+            (fake_frozen, *sr_maps), (real, *hr_maps) = fake_frozen, real
+            fm = feature_distance(sr_maps, hr_maps)
         adv, disc = adversarial_terms(
             _flat_logits(real), _flat_logits(fake), _flat_logits(fake_frozen), self.relativistic
         )
-        terms = [pixel, lowres, grid, content, _per_sample_mean(adv), _per_sample_mean(disc)]
+        terms = [pixel, lowres, grid, content, _per_sample_mean(adv), fm, _per_sample_mean(disc)]
         return ops.stack(terms, axis=1)
+
+
+def feature_distance(sr_maps, hr_maps):
+    """Per-sample L1 between D's maps of SR and HR, the mean over layers; HR's are targets."""
+    per_layer = [
+        _per_sample_mean(
+            ops.abs(ops.cast(a, "float32") - ops.cast(ops.stop_gradient(b), "float32"))
+        )
+        for a, b in zip(sr_maps, hr_maps, strict=True)
+    ]
+    return sum(per_layer) / len(per_layer)
 
 
 def adversarial_terms(real, fake, fake_frozen, relativistic: bool):
