@@ -571,8 +571,9 @@ def test_gan_stage_trains_a_unet_discriminator(photo_dir: Path, tmp_path: Path, 
 
 @pytest.mark.slow
 def test_export_blends_the_run_with_other_weights(photo_dir: Path, tmp_path: Path):
-    """--export --blend-with W --alpha a ships (1 - a) * W + a * run, says so on the card,
-    and refuses a bad alpha, a foreign topology, or --blend-with without --export."""
+    """--export --blend-with W --alpha a ships (1 - a) * W + a * run, says so on the card;
+    repeated, the files share 1 - a equally (a model soup). It refuses a bad alpha, a
+    foreign topology, or --blend-with without --export."""
     pytest.importorskip("keras")
     from click.testing import CliRunner
 
@@ -598,6 +599,21 @@ def test_export_blends_the_run_with_other_weights(photo_dir: Path, tmp_path: Pat
     ):
         np.testing.assert_allclose(got, 0.75 * theirs + 0.25 * mine, rtol=1e-6, atol=1e-6)
     assert card.training["interpolation"]["alpha"] == 0.25
+    third = build_generator(1, 8, False)
+    third.set_weights([w - 0.25 for w in other.get_weights()])
+    third.save_weights(tmp_path / "third.weights.h5")
+    soup = [*blend, "--blend-with", str(tmp_path / "third.weights.h5"), "--alpha", "0.5"]
+    assert runner.invoke(main, [*args, "--name", "soup", *soup]).exit_code == 0
+    souped, card = weights.load_generator(tmp_path / "w" / "soup.weights.h5")
+    for got, a, b, mine in zip(
+        souped.get_weights(),
+        other.get_weights(),
+        third.get_weights(),
+        ours.get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, 0.25 * a + 0.25 * b + 0.5 * mine, rtol=1e-6, atol=1e-6)
+    assert len(card.training["interpolation"]["with_sha256"]) == 2
     bad_alpha = runner.invoke(main, [*args, *blend, "--alpha", "1.5"])
     assert bad_alpha.exit_code == 2 and "alpha" in bad_alpha.output
     build_generator(2, 8, False).save_weights(tmp_path / "big.weights.h5")

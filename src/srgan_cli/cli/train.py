@@ -82,9 +82,10 @@ def _train_config_options(func: F) -> F:
 @click.option(
     "--blend-with",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
+    multiple=True,
     help="With --export: interpolate the run's weights with these (ESRGAN's network "
-    "interpolation; typically the PSNR-stage weights the GAN run started from).",
+    "interpolation; typically the PSNR-stage weights the GAN run started from). Repeat it "
+    "to average several generators (they share 1 - alpha equally: a model soup).",
 )
 @click.option(
     "--alpha",
@@ -102,7 +103,7 @@ def train(
     reference: Path,
     max_drop: float,
     lpips_weights: Path,
-    blend_with: Path | None,
+    blend_with: tuple[Path, ...],
     alpha: float,
     out: Path,
     name: str | None,
@@ -122,7 +123,7 @@ def train(
             result = select_snapshot(select_run, reference, LpipsAlex(lpips_weights), max_drop)
             click.echo(json.dumps(result["selected"]))
             return
-        if alpha != 1.0 and blend_with is None:
+        if alpha != 1.0 and not blend_with:
             raise UsageError("--alpha only goes with --blend-with")
         if export_run is not None:
             from srgan_cli.train.export import export_run as export
@@ -133,7 +134,7 @@ def train(
                 raise UsageError(str(err)) from err
             click.echo(f"exported {exported}")
             return
-        if blend_with is not None:
+        if blend_with:
             raise UsageError("--blend-with only goes with --export")
         from srgan_cli.train import loop
     if resume is not None:
