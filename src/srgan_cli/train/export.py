@@ -79,7 +79,7 @@ def export_run(
     model.load_weights(run_dir / f"{summary['checkpoint']}.weights.h5")
     if blend_with:
         fresh = build_generator(arch.blocks, arch.channels, arch.batch_norm)
-        _blend(model, [_load_like(model, fresh, path) for path in blend_with], alpha)
+        _blend(model, [_load_into(fresh, path) for path in blend_with], alpha)
         summary["interpolation"] = {
             "with": [str(path) for path in blend_with],
             "with_sha256": [weights.sha256_of(path) for path in blend_with],
@@ -96,8 +96,8 @@ def export_run(
     return weights.export(model, card, out_dir)
 
 
-def _load_like(model, fresh, path: Path) -> list:
-    """The arrays of the generator in ``path``, loaded into ``fresh`` (``model``'s topology)."""
+def _load_into(fresh, path: Path) -> list:
+    """The arrays of the generator in ``path``, loaded into ``fresh`` (the run's topology)."""
     import warnings
 
     try:
@@ -107,7 +107,7 @@ def _load_like(model, fresh, path: Path) -> list:
     except ValueError as err:  # Keras's message dumps whole kernels: keep ours to one line
         raise ValueError(
             f"{path} does not hold this run's generator "
-            f"({len(model.get_weights())} arrays of the run's shapes)"
+            f"({len(fresh.get_weights())} arrays of the run's shapes)"
         ) from err
     return fresh.get_weights()
 
