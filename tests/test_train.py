@@ -130,6 +130,10 @@ def test_config_check_names_the_option():
         TrainConfig(disc_kind="unet", patch=25).check()
     with pytest.raises(ValueError, match="fm_weight"):
         TrainConfig(fm_weight=-1.0).check()
+    with pytest.raises(ValueError, match="texture_weight"):
+        TrainConfig(texture_weight=-0.5).check()
+    with pytest.raises(ValueError, match="texture_taps"):
+        TrainConfig(texture_taps="conv2_9").check()
 
 
 def _config(photo_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
@@ -388,6 +392,86 @@ def test_feature_matching_pulls_the_generator_towards_d_features_of_hr(fake_vgg)
     assert sum(float(np.abs(np.asarray(g)).sum()) for g in to_g if g is not None) > 0
 
 
+def _tile_gram(x: np.ndarray, window: int) -> np.ndarray:
+    """The Gram matrix of every window x window tile, by loops: the definition."""
+    b, h, w, c = x.shape
+    out = np.zeros((b, h // window, w // window, c, c))
+    for i in range(h // window):
+        for j in range(w // window):
+            tile = x[:, i * window : (i + 1) * window, j * window : (j + 1) * window]
+            flat = tile.reshape(b, -1, c).astype(np.float64)
+            out[:, i, j] = np.einsum("bnc,bnd->bcd", flat, flat) / window**2
+    return out
+
+
+def test_local_gram_is_each_tiles_feature_statistics():
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    x = np.random.default_rng(3).normal(size=(2, 13, 9, 4)).astype("float32")
+    got = np.asarray(networks.local_gram(x, 4))  # the last row and column of tiles are partial
+    assert got.shape == (2, 3, 2, 4, 4)
+    np.testing.assert_allclose(got, _tile_gram(x, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_texture_term_ignores_where_texels_lie_within_a_tile(fake_vgg):
+    """Shuffling the pixels inside each tile leaves ``gram_distance`` at zero, while an
+    aligned L1 sees a large difference; a different texture gives a distance > 0."""
+    pytest.importorskip("keras")
+    from srgan_cli.train import networks
+
+    rng = np.random.default_rng(4)
+    hr_side, window = 64, networks.TEXTURE_WINDOW // 2  # a map at half the HR resolution
+    hr = rng.normal(size=(1, hr_side // 2, hr_side // 2, 3)).astype("float32")
+    shuffled = hr.copy()
+    for i in range(0, hr.shape[1], window):
+        for j in range(0, hr.shape[2], window):
+            tile = shuffled[0, i : i + window, j : j + window].reshape(-1, 3)
+            shuffled[0, i : i + window, j : j + window] = rng.permutation(tile).reshape(
+                window, window, 3
+            )
+    assert np.abs(shuffled - hr).mean() > 0.5
+    same = np.asarray(networks.gram_distance(shuffled, hr, hr_side))
+    np.testing.assert_allclose(same, 0.0, atol=1e-5)
+    other = np.asarray(networks.gram_distance(2.0 * shuffled, hr, hr_side))
+    expected = np.abs(_tile_gram(2.0 * hr, window) - _tile_gram(hr, window)).mean()
+    np.testing.assert_allclose(other, [expected], rtol=1e-4)
+
+
+def test_texture_term_averages_its_taps_and_moves_only_the_generator(fake_vgg):
+    tf = pytest.importorskip("tensorflow")
+    from srgan_cli.model import build_generator
+    from srgan_cli.train import networks
+
+    gen, features = build_generator(2, 8, False), networks.build_vgg_features(fake_vgg, (1, 3, 12))
+    disc = networks.build_discriminator(width=8)
+    rng = np.random.default_rng(5)
+    lr, hr = rng.random((2, 16, 16, 3), "float32"), rng.random((2, 64, 64, 3), "float32")
+    at, content_at = networks.LOSS_TERMS.index("texture"), networks.LOSS_TERMS.index("content")
+    off = networks.GanObjective(gen, disc, features, content_taps=("conv5_3",))
+    on = networks.GanObjective(
+        gen, disc, features, content_taps=("conv5_3",), texture_taps=("conv1_2", "conv2_2")
+    )
+    assert np.all(np.asarray(off((lr, hr)))[:, at] == 0.0)
+    sr_feats, hr_feats = features(np.asarray(gen(lr))), features(hr)
+    expected = np.mean(
+        [networks.gram_distance(sr_feats[k], hr_feats[k], 64) for k in ("conv1_2", "conv2_2")],
+        axis=0,
+    )
+    content = np.abs(np.asarray(sr_feats["conv5_3"]) - np.asarray(hr_feats["conv5_3"]))
+    with tf.GradientTape(persistent=True) as tape:
+        terms = on((lr, hr), training=False)
+        texture = terms[:, at]
+    np.testing.assert_allclose(np.asarray(texture), expected, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(terms[:, content_at]), content.mean(axis=(1, 2, 3)), rtol=1e-4
+    )
+    to_d = tape.gradient(texture, disc.trainable_variables)
+    assert all(g is None or not np.any(np.asarray(g)) for g in to_d)
+    to_g = tape.gradient(texture, gen.trainable_variables)
+    assert sum(float(np.abs(np.asarray(g)).sum()) for g in to_g if g is not None) > 0
+
+
 def test_weighted_total_weighs_terms_by_name():
     pytest.importorskip("keras")
     from srgan_cli.train import networks
@@ -422,6 +506,8 @@ def test_gan_stage_trains_both_players_and_exports(photo_dir: Path, tmp_path: Pa
         disc_width=16,
         disc_spectral_norm=True,
         fm_weight=0.5,  # feature matching through the whole loop, on the global D's maps
+        texture_weight=0.1,  # and the texture term, on taps the content loss does not use
+        texture_taps="conv1_2,conv2_2",
     )
     keras.utils.set_random_seed(cfg.seed)  # as the run does: `model` is the run's start
     model, gen = loop.build_trainable(cfg)

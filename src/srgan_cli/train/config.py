@@ -15,7 +15,7 @@ VGG_LAYERS = (
 )  # fmt: skip
 
 
-def vgg_tap_indices(names: str) -> tuple[int, ...]:
+def vgg_tap_indices(names: str, option: str = "vgg_taps") -> tuple[int, ...]:
     """``"conv2_2,conv5_3"`` -> ``(3, 12)``: the ``--vgg-taps`` option as conv indices.
 
     Deeper taps (SRGAN's VGG54, ESRGAN's conv5_4) judge texture and object parts rather than
@@ -23,7 +23,7 @@ def vgg_tap_indices(names: str) -> tuple[int, ...]:
     """
     picked = [n.strip() for n in names.split(",") if n.strip()]
     if not picked or any(n not in VGG_LAYERS for n in picked):
-        raise ValueError(f"vgg_taps must be a comma list of {', '.join(VGG_LAYERS)}; got {names!r}")
+        raise ValueError(f"{option} must be a comma list of {', '.join(VGG_LAYERS)}; got {names!r}")
     return tuple(sorted({VGG_LAYERS.index(n) for n in picked}))
 
 
@@ -69,6 +69,8 @@ class TrainConfig:
     init_discriminator: str = ""  # GAN stage: start D from this GAN run's checkpoint
     disc_highpass: bool = False  # D sees only the high-pass residual (frequency separation)
     fm_weight: float = 0.0  # feature matching: L1 between D's hidden maps of SR and HR
+    texture_weight: float = 0.0  # EnhanceNet texture loss: local Gram matrices at texture_taps
+    texture_taps: str = "conv2_2,conv3_3"  # VGG16 layers whose local statistics are matched
     ema: float = 0.0  # decay of a moving average of the generator's weights; 0 = off
 
     def check(self) -> None:
@@ -97,8 +99,10 @@ class TrainConfig:
             raise ValueError(
                 f"disc_kind unet needs an even patch (HR side a multiple of 8), not {self.patch}"
             )
-        if self.fm_weight < 0:
-            raise ValueError(f"fm_weight must be >= 0, not {self.fm_weight}")
+        for name in ("fm_weight", "texture_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        vgg_tap_indices(self.texture_taps, "texture_taps")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         if self.precision not in ("fp32", "bf16"):

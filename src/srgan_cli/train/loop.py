@@ -20,7 +20,7 @@ import numpy as np
 
 from srgan_cli.model import GeneratorConfig, build_generator, policy_scope, to_uint8
 from srgan_cli.train import checkpoint
-from srgan_cli.train.config import TrainConfig, vgg_tap_indices
+from srgan_cli.train.config import VGG_LAYERS, TrainConfig, vgg_tap_indices
 from srgan_cli.train.data import (
     PatchSampler,
     center_crops,
@@ -63,10 +63,12 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         return gen, gen
     from srgan_cli.train import networks
 
+    content_taps = vgg_tap_indices(cfg.vgg_taps)
+    texture_taps = vgg_tap_indices(cfg.texture_taps) if cfg.texture_weight > 0 else ()
     with policy_scope(_policy(cfg)):
         disc = networks.DISCRIMINATORS[cfg.disc_kind](cfg.disc_width, cfg.disc_spectral_norm)
         features = networks.build_vgg_features(
-            cfg.vgg_weights, vgg_tap_indices(cfg.vgg_taps), pre_relu=cfg.vgg_pre_relu
+            cfg.vgg_weights, content_taps + texture_taps, pre_relu=cfg.vgg_pre_relu
         )
     if cfg.init_discriminator:
         trained = trained_discriminator(Path(cfg.init_discriminator))
@@ -84,6 +86,8 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
         relativistic=cfg.relativistic,
         disc_highpass=cfg.disc_highpass,
         feature_matching=cfg.fm_weight > 0,
+        content_taps=tuple(VGG_LAYERS[i] for i in content_taps),
+        texture_taps=tuple(VGG_LAYERS[i] for i in texture_taps),
     )
     model.compile(
         optimizer=optimizer,
@@ -95,6 +99,7 @@ def build_trainable(cfg: TrainConfig) -> tuple[keras.Model, keras.Model]:
                 "content": cfg.content_weight,
                 "adv": cfg.adv_weight,
                 "fm": cfg.fm_weight,
+                "texture": cfg.texture_weight,
             }
         ),
         metrics=[networks.term_metric(i) for i in range(len(networks.LOSS_TERMS))],

@@ -22,7 +22,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_VGG_TAPS = vgg_tap_indices(TrainConfig.vgg_taps)  # conv2_2, conv3_3, conv4_3
 _VGG_POOL_AFTER = (1, 3, 6, 9)
 _VGG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
-LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "fm", "disc")
+LOSS_TERMS = ("pixel", "lowres", "grid", "content", "adv", "fm", "texture", "disc")
+TEXTURE_WINDOW = 32  # HR pixels per side of the tiles whose feature statistics are matched
 
 
 def build_discriminator(
@@ -240,6 +241,12 @@ class GanObjective(keras.Model):
     per-pixel D it saturates where D has already decided; matching D's features keeps a dense
     pull towards the statistics of real texture at every layer. Off, ``fm`` is zero.
 
+    ``content_taps`` and ``texture_taps`` split the VGG features between the content term
+    (all of them when None) and ``texture`` (EnhanceNet, Sajjadi et al. 2017): L1 between the
+    Gram matrices of SR's and HR's features over ``TEXTURE_WINDOW`` tiles. It asks for the
+    right local texture statistics without asking where each texel lies, which an aligned
+    content loss does and which no upscaler can know; off (no taps), ``texture`` is zero.
+
     ``weighted_total`` is the loss ``fit`` minimises; every term is also logged as a metric.
     """
 
@@ -251,10 +258,13 @@ class GanObjective(keras.Model):
         relativistic: bool = False,
         disc_highpass: bool = False,
         feature_matching: bool = False,
+        content_taps: tuple[str, ...] | None = None,
+        texture_taps: tuple[str, ...] = (),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.features = generator, discriminator, features
+        self.content_taps, self.texture_taps = content_taps, texture_taps
         self.relativistic, self.disc_highpass = relativistic, disc_highpass
         # Sharing its layers, this view tracks no variables of its own (checkpoints unchanged).
         self._judge = with_features(discriminator) if feature_matching else None
@@ -271,7 +281,11 @@ class GanObjective(keras.Model):
         sr32, hr32 = ops.cast(sr, "float32"), ops.cast(hr, "float32")
         grid = _per_sample_mean(ops.abs(lattice_pattern(sr32) - lattice_pattern(hr32)))
         sr_feats, hr_feats = self.features(sr), self.features(hr)
-        content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in sr_feats)
+        content_taps = self.content_taps or tuple(sr_feats)
+        content = sum(_per_sample_mean(ops.abs(sr_feats[k] - hr_feats[k])) for k in content_taps)
+        texture = ops.zeros_like(pixel)
+        for k in self.texture_taps:
+            texture += gram_distance(sr_feats[k], hr_feats[k], hr.shape[1]) / len(self.texture_taps)
         sr_seen, hr_seen = self._disc_view(sr), self._disc_view(hr)
         judge = self._judge or self.discriminator
         frozen = [ops.stop_gradient(v.value) for v in judge.trainable_variables]
@@ -286,8 +300,34 @@ class GanObjective(keras.Model):
         adv, disc = adversarial_terms(
             _flat_logits(real), _flat_logits(fake), _flat_logits(fake_frozen), self.relativistic
         )
-        terms = [pixel, lowres, grid, content, _per_sample_mean(adv), fm, _per_sample_mean(disc)]
-        return ops.stack(terms, axis=1)
+        adv, disc = _per_sample_mean(adv), _per_sample_mean(disc)
+        return ops.stack([pixel, lowres, grid, content, adv, fm, texture, disc], axis=1)
+
+
+def local_gram(features, window: int):
+    """``(B, H, W, C)`` -> ``(B, H // window, W // window, C, C)``: each tile's Gram matrix.
+
+    Rows and columns past the last whole tile are left out; the mean over a tile's pixels
+    makes the statistics independent of the window's area.
+    """
+    _, height, width, channels = features.shape
+    rows, cols = height // window, width // window
+    x = ops.cast(features[:, : rows * window, : cols * window, :], "float32")
+    x = ops.reshape(x, (-1, rows, window, cols, window, channels))
+    x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, rows, cols, window**2, channels))
+    return ops.einsum("bijnc,bijnd->bijcd", x, x) / float(window**2)
+
+
+def gram_distance(sr_map, hr_map, hr_side: int):
+    """Per-sample mean L1 between SR's and HR's ``local_gram``s, HR's being the target.
+
+    A tile covers ``TEXTURE_WINDOW`` HR pixels at any tap (fewer feature pixels at deeper,
+    pooled taps), and never more than the map itself.
+    """
+    side = min(sr_map.shape[1], sr_map.shape[2])
+    window = max(1, min(side, TEXTURE_WINDOW * sr_map.shape[1] // hr_side))
+    diff = local_gram(sr_map, window) - ops.stop_gradient(local_gram(hr_map, window))
+    return _per_sample_mean(ops.abs(diff))
 
 
 def feature_distance(sr_maps, hr_maps):
