@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import subprocess
@@ -17,6 +18,7 @@ import srgan_cli
 from srgan_cli.pipeline import Upscaler
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PACKAGE = Path(srgan_cli.__file__).resolve().parent
 HEAVY = ("numpy", "PIL", "tensorflow", "keras")
 
 
@@ -108,3 +110,31 @@ def test_our_deprecation_warnings_fail_the_tests():
     theirs = {"__name__": "somelib.example", "warnings": warnings}
     with pytest.warns(DeprecationWarning):
         exec("warnings.warn('old API', DeprecationWarning)", theirs)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of the file, relative imports resolved."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_worker_never_imports_the_cli():
+    """The CLI sits above the worker (``srgan worker run`` hands it the upscale command), so
+    no module under ``worker/`` may import ``srgan_cli.cli``, not even inside a function."""
+    modules = sorted((PACKAGE / "worker").glob("*.py"))
+    imports = {path.name: _imported_modules(path) for path in modules}
+    assert "srgan_cli.errors.SrganError" in imports["server.py"]  # the scan sees imports
+    upward = {
+        name: sorted(m for m in found if m == "srgan_cli.cli" or m.startswith("srgan_cli.cli."))
+        for name, found in imports.items()
+    }
+    assert {name: found for name, found in upward.items() if found} == {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C or SIGTERM (128 + SIGINT), the same in-process and via the worker."""
+
 
 class SrganError(Exception):
     """Base class: the CLI prints ``str(err)`` on one line and exits non-zero."""

@@ -28,9 +28,7 @@ from srgan_cli.cli import (
     worker,
 )
 from srgan_cli.cli.options import CONTEXT_SETTINGS
-from srgan_cli.errors import SrganError
-
-EXIT_INTERRUPTED = 130
+from srgan_cli.errors import EXIT_INTERRUPTED, SrganError
 
 MAIN_EPILOG = """\b
 Examples:

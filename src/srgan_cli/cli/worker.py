@@ -139,13 +139,14 @@ def run(
     ready_fd: int | None,
 ) -> None:
     """Run the worker in the foreground (what start runs detached)."""
+    from srgan_cli.cli.upscale import upscale
     from srgan_cli.worker.held import HeldModel
     from srgan_cli.worker.paths import socket_path
     from srgan_cli.worker.server import Worker
 
     held = HeldModel(load_upscaler(model, weights, precision, None, DEFAULT_TILE_PAD))
     held.warm_up()
-    server = Worker(held, socket_path(), idle_timeout)
+    server = Worker(held, socket_path(), idle_timeout, upscale)
     server.listen()
     if ready_fd is None:
         click.echo(f"srgan worker: ready on {server.socket_path} (pid {os.getpid()})", err=True)

@@ -28,8 +28,7 @@ from typing import Any
 import click
 
 from srgan_cli import __version__
-from srgan_cli.cli import EXIT_INTERRUPTED
-from srgan_cli.errors import SrganError
+from srgan_cli.errors import EXIT_INTERRUPTED, SrganError
 from srgan_cli.worker import protocol
 from srgan_cli.worker.call import Call, call_streams
 from srgan_cli.worker.held import HeldModel, InjectedModel, local_only_option
@@ -40,10 +39,17 @@ _PEERCRED = struct.Struct("3i")
 
 
 class Worker:
-    """Serves calls with ``held`` on ``socket_path`` until idle for ``idle_timeout`` seconds."""
+    """Serves ``command`` calls with ``held`` on ``socket_path`` until idle ``idle_timeout`` s.
 
-    def __init__(self, held: HeldModel, socket_path: Path, idle_timeout: float) -> None:
+    ``command`` is ``srgan upscale``, handed in by ``srgan worker run``: the worker sits below
+    the CLI and never imports it.
+    """
+
+    def __init__(
+        self, held: HeldModel, socket_path: Path, idle_timeout: float, command: click.Command
+    ) -> None:
         self.held = held
+        self.command = command
         self.socket_path = socket_path
         self.idle_timeout = idle_timeout
         self.started = time.time()
@@ -237,8 +243,6 @@ class Worker:
 
     def _serve(self, call: Call) -> int | None:
         """Run the call if this worker can; None when declined (the client runs it itself)."""
-        from srgan_cli.cli.upscale import upscale
-
         if call.cancelled.is_set():
             return EXIT_INTERRUPTED
         request = call.request
@@ -249,7 +253,9 @@ class Worker:
             os.chdir(request["cwd"])
             os.umask(int(request["umask"]))
             argv = ["--no-worker", *request["argv"]]  # never forward again from in here
-            ctx = upscale.make_context("upscale", argv, obj=InjectedModel(self.held, call.wrote))
+            ctx = self.command.make_context(
+                self.command.name, argv, obj=InjectedModel(self.held, call.wrote)
+            )
         except (OSError, KeyError, TypeError, ValueError, click.ClickException) as err:
             call.decline(f"cannot take the call here: {err}")
             return None
