@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pytest
 
 from srgan_cli import weights
 from srgan_cli.errors import WeightsError
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINING_FILE = re.compile(r"training/[\w.-]+/[\w.-]+\.weights\.h5")
 
 
 def test_unknown_model_is_a_one_line_error():
@@ -31,6 +35,33 @@ def test_shipped_models_match_their_cards(name: str):
     card = weights.verify(path)
     assert card.name == name
     assert card.training.get("steps", 0) > 0, "a shipped model must say how far it was trained"
+
+
+def _recorded_sha256(run: Path) -> dict[str, str]:
+    """``training/<run>/snapshots.sha256`` (``sha256sum`` format) as file name -> hash."""
+    listed = run / "snapshots.sha256"
+    assert listed.is_file(), f"{listed.relative_to(REPO)} is missing"
+    pairs = (line.split() for line in listed.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in pairs}
+
+
+@pytest.mark.parametrize("name", weights.MODEL_NAMES)
+def test_card_lineage_traces_without_the_run_snapshots(name: str):
+    """Run snapshots are not in git: a card says which run and step its weights came from, and
+    every generator it names under ``training/`` has its sha256 recorded in that run's folder
+    (and matches the hash the card itself gives, where it gives one)."""
+    if not (REPO / "training").is_dir():
+        pytest.skip("training/ is not here (installed from a wheel)")
+    training = weights.verify(weights.resolve(name)).training
+    assert Path(training["config"]["run_dir"]).name, "the card must name its run"
+    assert training["steps"] > 0
+    named = sorted(set(TRAINING_FILE.findall(json.dumps(training))))
+    for path in named:
+        assert Path(path).name in _recorded_sha256(REPO / Path(path).parent), path
+    blend = training.get("interpolation") or {}
+    for path, digest in zip(blend.get("with", []), blend.get("with_sha256", []), strict=True):
+        if path.startswith("training/"):
+            assert _recorded_sha256(REPO / Path(path).parent)[Path(path).name] == digest
 
 
 def test_tampered_weights_are_refused(tiny_weights: Path, tmp_path: Path):
