@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -173,7 +174,7 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
     result = run(rgb_png, corrupt_png, "-o", tmp_path / "out", "--report", report)
     wall = time.perf_counter() - started
     assert result.exit_code == 1
-    keys = {f.name for f in pipeline.fields(pipeline.ImageResult)}
+    keys = {f.name for f in dataclasses.fields(pipeline.ImageResult)}
     if suffix == ".json":
         data = json.loads(report.read_text())
         assert set(data) == {

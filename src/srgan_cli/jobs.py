@@ -303,7 +303,8 @@ def plan_run(
     if output is None:
         jobs = [Job(s.path, _beside(s.path, suffix, ext), s.display_name, chosen) for s in sources]
         return Plan(jobs, found.missing, found.ignored)
-    batch = len(sources) > 1 or any(s.root is not None for s in sources)
+    several = len(patterns) > 1 and not _names_a_file(output)  # 'a.png ./a.png -o out'
+    batch = several or len(sources) > 1 or any(s.root is not None for s in sources)
     if not batch and not found.missing:
         (source,) = sources
         target = _single_output(source, output, ext)
