@@ -221,18 +221,20 @@ def test_existing_output_rules(upscaler, tmp_path, rgb_png):
     out = tmp_path / "out.png"
     out.write_bytes(b"old")
     (refused,) = batch(upscaler, [job(rgb_png, out)])
-    assert "exists (use --overwrite or --skip-existing)" in refused.error
+    assert "exists (use --overwrite, --update or --skip-existing)" in refused.error
     assert out.read_bytes() == b"old"
 
     newer = rgb_png.stat().st_mtime + 10
     os.utime(out, (newer, newer))
-    (skipped,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    (skipped,) = batch(upscaler, [job(rgb_png, out)], update=True)
     assert skipped.skipped and skipped.error is None
     assert out.read_bytes() == b"old"
 
     older = rgb_png.stat().st_mtime - 10
     os.utime(out, (older, older))
-    (redone,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    (kept,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    assert kept.skipped and out.read_bytes() == b"old"  # whatever its age
+    (redone,) = batch(upscaler, [job(rgb_png, out)], update=True)
     assert not redone.skipped and redone.error is None
     assert out.read_bytes().startswith(b"\x89PNG")
 

@@ -9,7 +9,6 @@ these results. Standard library only (numpy is imported only to write a report f
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -150,6 +149,8 @@ def write_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 
 def _csv_text(images: Sequence[dict[str, Any]]) -> str:
+    import csv  # only for a .csv report: the CLI's start stays quick
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(_RESULT_FIELDS), lineterminator="\n")
     writer.writeheader()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from importlib import metadata
 from typing import Any
 
 import click
@@ -60,6 +59,8 @@ def collect_info(*, runtime: bool = False) -> dict[str, Any]:
 
 def _installed(package: str) -> str | None:
     """A package's installed version from its metadata (None when not installed)."""
+    from importlib import metadata  # not at module level: srgan --help stays quick
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
