@@ -254,10 +254,11 @@ def refusal_from_header(
 ) -> str | None:
     """Why ``job`` would fail, as far as its input's header tells (no pixel is decoded):
     not an image, too many pixels, or a format that cannot hold it (alpha as JPEG). Front
-    ends ask this before loading the model. Local files only: stdin has no header yet, and
-    an object-store input would be fetched twice (the pipeline checks those as it reads).
+    ends ask this before loading the model. Regular local files only: stdin, a FIFO or a
+    process substitution would lose the bytes read here, and an object-store input would be
+    fetched twice (the pipeline checks those as it reads).
     """
-    if not isinstance(job.input, Path):
+    if not isinstance(job.input, Path) or not job.input.is_file():
         return None
     try:
         mode, size = probe_image(job.input, max_pixels=max_pixels, name=job.display_name)
