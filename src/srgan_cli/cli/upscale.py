@@ -264,7 +264,8 @@ def upscale(
     card = _requested_card(model, weights)
     for warning in ignored_options(ctx, jobs, card if tta else None):
         click.echo(f"Warning: {warning}", err=True)
-    todo = _refuse_from_headers(todo, decided, outscale, max_pixels)
+    if ray_address is None:  # on Ray the actors read the headers, in parallel
+        todo = _refuse_from_headers(todo, decided, outscale, max_pixels)
     early = [*_missing_results(plan), *(decided[index] for index in sorted(decided))]
     for result in early:
         if result.error is not None:
