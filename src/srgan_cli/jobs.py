@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from srgan_cli import SCALE
 from srgan_cli.errors import UsageError
@@ -248,25 +249,10 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def plan_jobs(
-    patterns: Sequence[str],
-    output: str | None,
-    *,
-    recursive: bool,
-    scale: float = SCALE,
-    suffix: str | None = None,
-    output_format: str | None = None,
-) -> list[Job]:
-    """``plan_run``'s jobs, strictly: UsageError (exit 2) when any argument matches nothing
-    (for callers that want all or nothing)."""
-    plan = plan_run(
-        patterns,
-        output,
-        recursive=recursive,
-        scale=scale,
-        suffix=suffix,
-        output_format=output_format,
-    )
+def plan_jobs(patterns: Sequence[str], output: str | None, **options: Any) -> list[Job]:
+    """``plan_run(patterns, output, **options)``'s jobs, strictly: UsageError (exit 2) when
+    any argument matches nothing (for callers that want all or nothing)."""
+    plan = plan_run(patterns, output, **options)
     if plan.missing:
         raise UsageError(next(iter(plan.missing.values())))
     return plan.jobs

@@ -86,6 +86,13 @@ tta_option = click.option(
 )
 
 
+def count_option(flag: str, default: int, help: str) -> Callable[[F], F]:
+    """A whole number >= 1 shown as N with its default (--max-pixels, --max-models, ...)."""
+    return click.option(
+        flag, type=click.IntRange(min=1), default=default, show_default=True, metavar="N", help=help
+    )
+
+
 def model_options(func: F) -> F:
     """Add --model/--weights/--precision/--tile/--tile-pad (pass them to ``load_upscaler``)."""
     for option in reversed(MODEL_OPTIONS):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.cli.options import CONTEXT_SETTINGS, load_upscaler, model_options
+from srgan_cli.cli.options import CONTEXT_SETTINGS, count_option, load_upscaler, model_options
 from srgan_cli.errors import SrganError
 
 # Mirror srgan_cli.server's defaults, which cannot be imported before flask is known to be
@@ -49,30 +49,17 @@ damaged, over --max-pixels, or a ?model= this server cannot hold; 413 request ov
     help="TCP port; 0 = any free port (the ready line says which).",
 )
 @model_options
-@click.option(
+@count_option(
     "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SERVE_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse uploads with more pixels (width x height) than this (400).",
+    DEFAULT_SERVE_MAX_PIXELS,
+    "Refuse uploads with more pixels (width x height) than this (400).",
 )
-@click.option(
-    "--max-upload-mb",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_UPLOAD_MB,
-    show_default=True,
-    metavar="N",
-    help="Refuse requests over N MiB (413).",
-)
-@click.option(
+@count_option("--max-upload-mb", DEFAULT_MAX_UPLOAD_MB, "Refuse requests over N MiB (413).")
+@count_option(
     "--max-models",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_MODELS,
-    show_default=True,
-    metavar="N",
-    help="Models held at once for ?model=NAME (loaded on first use, least recently used "
-    "dropped; the server's own is kept); 1 = only the server's model.",
+    DEFAULT_MAX_MODELS,
+    "Models held at once for ?model=NAME (loaded on first use, least recently used dropped; "
+    "the server's own is kept); 1 = only the server's model.",
 )
 def serve_command(
     host: str,

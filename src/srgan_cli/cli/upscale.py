@@ -24,6 +24,7 @@ from srgan_cli.cli.options import (
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     check_model_choice,
+    count_option,
     load_upscaler,
     model_options,
     stderr_is_terminal,
@@ -138,13 +139,8 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     show_default=True,
     help="PNG zlib level: 1 is fast, 9 is smallest.",
 )
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse inputs with more pixels (width x height) than this.",
+@count_option(
+    "--max-pixels", DEFAULT_MAX_PIXELS, "Refuse inputs with more pixels (width x height) than this."
 )
 @click.option(
     "--overwrite",
