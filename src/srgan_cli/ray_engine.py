@@ -34,12 +34,14 @@ from srgan_cli.jobs import Job, OutputClaims, location
 from srgan_cli.pipeline import DEFAULT_MEMORY_BUDGET, ImageResult, run_jobs
 from srgan_cli.remote import Uri
 from srgan_cli.results import decide_outputs
+from srgan_cli.tfstartup import LOG_LEVEL_ENV, QUIET_LEVEL
 
 LOCAL = "local"
 """``--ray local``: start a private Ray on this machine for the run (shut down afterwards)."""
 
-_RAY_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-"""TensorFlow's start-up notices from every actor would bury the progress bar."""
+_RAY_ENV = {LOG_LEVEL_ENV: os.environ.get(LOG_LEVEL_ENV, QUIET_LEVEL)}
+"""TensorFlow's start-up notices (the CUDA probe's error too) from every actor would bury
+the progress bar; a level of the user's own is passed on (``tfstartup``)."""
 
 
 @dataclass(frozen=True)
