@@ -202,7 +202,7 @@ def test_uri_outputs_are_decided_on_the_driver_without_starting_ray(
     assert upscale(source, "-o", out, *model_args(tiny_weights))[0] == 0
     code, output = upscale(source, "-o", out, "--ray", "local", *model_args(tiny_weights))
     assert code == 1
-    assert f"{out}/p.png exists (use --overwrite or --skip-existing)" in output
+    assert f"{out}/p.png exists (use --overwrite, --update or --skip-existing)" in output
     report = tmp_path / "r.json"
     args = ["--ray", "local", "--skip-existing", "--report", report]
     assert upscale(source, "-o", out, *args, *model_args(tiny_weights))[0] == 0
@@ -400,7 +400,7 @@ def test_existing_outputs_are_decided_on_the_driver_without_starting_ray(
     assert upscale(tmp_path / "in", "-o", out, *model_args(tiny_weights))[0] == 0
     code, output = upscale(tmp_path / "in", "-o", out, "--ray", "local", *model_args(tiny_weights))
     assert code == 1
-    assert output.count("exists (use --overwrite or --skip-existing)") == 2
+    assert output.count("exists (use --overwrite, --update or --skip-existing)") == 2
     report = tmp_path / "r.json"
     args = ["--ray", "local", "--skip-existing", "--report", report]
     assert upscale(tmp_path / "in", "-o", out, *args, *model_args(tiny_weights))[0] == 0

@@ -33,7 +33,7 @@ from srgan_cli.cli import serve as serve_cmd
 from srgan_cli.errors import SrganError
 from srgan_cli.imageio import encode_png, read_image
 from srgan_cli.pipeline import Upscaler, upscale_alpha
-from srgan_cli.weights import WeightCard
+from srgan_cli.weights import MODEL_NAMES, WeightCard
 
 pytest.importorskip("flask")
 from srgan_cli import server
@@ -152,6 +152,70 @@ def test_seed_curl_example(base, tmp_path):
         assert (img.format, img.mode, img.size) == ("PNG", "RGB", (64, 40))
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_readme_curl_example_works_and_a_failure_leaves_no_file(base, tmp_path):
+    """The README's line, as written, from the repository root (the file it posts exists)."""
+    readme = (REPO / "README.md").read_text()
+    assert 'curl --fail -F "image=@examples/astronaut.png" -o astronaut_x4.png' in readme
+    out = tmp_path / "astronaut_x4.png"
+    argv = ["curl", "--fail", "-sS", "-F", "image=@examples/astronaut.png", "-o", str(out)]
+    done = subprocess.run([*argv, f"{base}/model/predict"], cwd=REPO, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as img:
+        assert img.size == (1024, 1024)
+    refused = tmp_path / "refused.png"
+    argv[-1] = str(refused)
+    bad = subprocess.run([*argv, f"{base}/model/predict?model=nope"], cwd=REPO)
+    assert bad.returncode == 22 and not refused.exists()  # 22: curl --fail's HTTP error
+
+
+def test_model_parameter_loads_on_demand_and_keeps_at_most_max_models(tmp_path):
+    def stub(name: str) -> SimpleNamespace:
+        card = WeightCard(name=name, architecture={}, sha256="0" * 64)
+        return SimpleNamespace(name=name, card=card, upscale_image=lambda image, outscale: image)
+
+    loads: list[str] = []
+
+    def load(name: str) -> SimpleNamespace:
+        loads.append(name)
+        return stub(name)
+
+    client = server.create_app(stub("own"), load=load, max_models=2).test_client()
+    data = png_bytes(tmp_path, "RGB", (5, 4), seed=12)
+
+    def ask(query: str):
+        return client.post(f"/model/predict{query}", data={"image": (io.BytesIO(data), "x.png")})
+
+    for query in ("?model=srresnet", "?model=srresnet", "", "?model=own", "?model=real"):
+        answer = ask(query)
+        assert answer.status_code == 200
+        assert answer.headers["X-Srgan-Model"] == (query.partition("=")[2] or "own")
+    assert ask("?model=srresnet").status_code == 200  # real pushed it out: loaded again
+    assert loads == ["srresnet", "real", "srresnet"]
+    unknown = ask("?model=nope")
+    assert unknown.status_code == 400
+    assert unknown.get_json()["message"] == (
+        "unknown model 'nope'; choose one of own, srgan, srresnet, real"
+    )
+    assert client.get("/model/metadata").get_json()["models"] == ["own", *MODEL_NAMES]
+    only = server.create_app(stub("own"), load=load, max_models=1).test_client()
+    refused = only.post("/model/predict?model=srgan", data={"image": (io.BytesIO(data), "x.png")})
+    assert refused.status_code == 400
+    assert "this server holds only model own" in refused.get_json()["message"]
+    assert loads == ["srresnet", "real", "srresnet"]
+
+
+def test_model_parameter_loads_a_shipped_model(base, tmp_path):
+    data = png_bytes(tmp_path, "RGB", (6, 5), seed=13)
+    answer = predict(base, data, filename="f.png", query="?model=srresnet&outscale=2")
+    assert answer.status == 200 and answer.image().size == (12, 10)
+    assert answer.headers["X-Srgan-Model"] == "srresnet"
+    assert answer.headers["Content-Disposition"] == 'inline; filename="f_x2.png"'
+
+
 def test_predict_is_the_library_result(base, upscaler, tmp_path):
     data = png_bytes(tmp_path, "RGB", (12, 10), seed=1)
     answer = predict(base, data, filename="food.png")
@@ -211,9 +275,10 @@ def test_bad_outscale_is_400(base, tmp_path, outscale):
     assert_error(answer, 400, "outscale")
 
 
-def test_openapi_documents_outscale(base):
+def test_openapi_documents_outscale_and_model(base):
     predict_spec = request(f"{base}/openapi.json").json()["paths"]["/model/predict"]["post"]
-    (parameter,) = predict_spec["parameters"]
+    model, parameter = predict_spec["parameters"]
+    assert (model["name"], model["in"]) == ("model", "query")
     assert parameter["name"] == "outscale" and parameter["in"] == "query"
     assert parameter["schema"]["maximum"] == 4 and parameter["schema"]["default"] == 4
 
@@ -393,6 +458,7 @@ def test_cli_defaults_match_the_server():
     assert serve_cmd.DEFAULT_SERVE_PORT == server.DEFAULT_PORT
     assert serve_cmd.DEFAULT_SERVE_MAX_PIXELS == server.DEFAULT_MAX_PIXELS
     assert serve_cmd.DEFAULT_MAX_UPLOAD_MB == server.DEFAULT_MAX_UPLOAD_MB
+    assert serve_cmd.DEFAULT_MAX_MODELS == server.DEFAULT_MAX_MODELS
 
 
 @pytest.mark.parametrize(
@@ -441,7 +507,7 @@ def test_cli_passes_options_and_warns_off_loopback(monkeypatch, tiny_weights):
     argv = ["serve", "--weights", str(tiny_weights), "--host", "0.0.0.0", "--port", "8080"]
     result = CliRunner().invoke(main, [*argv, "--max-pixels", "1000", "--max-upload-mb", "2"])
     assert result.exit_code == 0, result.output
-    options = {"max_pixels": 1000, "max_upload_bytes": 2 * 1024 * 1024}
+    options = {"max_pixels": 1000, "max_upload_bytes": 2 * 1024 * 1024, "max_models": 2}
     assert calls == [("tiny", "0.0.0.0", 8080, options)]
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Warning: listening on 0.0.0.0")

@@ -146,9 +146,9 @@ def test_options_stdin_stdout_and_errors_match(worker: dict, tiny_weights: Path,
     before = jobs_done()
     exists = [upscale(str(source), "-o", str(target), *weights, *x) for x in ([], ["--no-worker"])]
     missing = [upscale(str(tmp_path / "nope.png"), *weights, *x) for x in ([], ["--no-worker"])]
-    assert jobs_done() == before + 2  # the first of each pair was the worker's
+    assert jobs_done() == before  # nothing to do: decided in the client, the worker not asked
     assert [r.exit_code for r in exists + missing] == [1, 1, 2, 2]
-    error = f"Error: {source}: {target} exists (use --overwrite or --skip-existing)"
+    error = f"Error: {source}: {target} exists (use --overwrite, --update or --skip-existing)"
     assert [r.stderr.splitlines()[0] for r in exists] == [error, error]
     assert target.read_bytes() == b"keep me"
     assert (

@@ -11,16 +11,12 @@ callbacks.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -37,6 +33,7 @@ from srgan_cli.imageio import (
     encode_image,
     from_array,
     from_pil,
+    probe_image,
     read_image,
     save_image,
     to_array,
@@ -46,6 +43,15 @@ from srgan_cli.imageio import (
 from srgan_cli.jobs import Job, OutputClaims
 from srgan_cli.remote import Uri
 from srgan_cli.resize import check_outscale, output_size, resize_alpha, resize_pixels
+from srgan_cli.results import (  # noqa: F401 - the report functions are re-exported
+    REPORT_SUFFIXES,
+    ImageResult,
+    build_report,
+    check_report_path,
+    output_name,
+    result_dict,
+    write_report,
+)
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
 
@@ -61,8 +67,6 @@ DEFAULT_MEMORY_BUDGET: int = 2_250_000_000
 RUNTIME_BASELINE_BYTES: int = 750_000_000
 MIN_ACTIVATION_BUDGET: int = 768 << 20
 """Bytes of activations one tile may use when ``tile`` is automatic (see ``auto_tile_size``)."""
-
-REPORT_SUFFIXES: tuple[str, ...] = (".json", ".csv")
 
 _CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16")
 _QUEUE_DEPTH = 2
@@ -238,34 +242,29 @@ class Upscaler:
         )
 
 
-@dataclass
-class ImageResult:
-    """What happened to one job; sizes are [width, height] in pixels, times in seconds.
+def format_refusal(job: Job, mode: str, size: tuple[int, int], outscale: float) -> str | None:
+    """Why ``job``'s output format cannot hold an input of ``mode`` and ``size`` (width,
+    height) upscaled ``outscale`` times, as one line naming the input; None when it can."""
+    reason = OutputFormat(job.format).refusal(mode, output_size(*size, outscale))
+    return None if reason is None else f"{job.display_name}: {reason}"
 
-    ``total_s`` is load + infer + save for this image (time waiting in queues excluded);
-    the batch's wall time is the report's ``total_s``. ``error`` is one line naming the file.
-    ``node`` is the machine that did the work (a Ray run names the Ray node, see
-    ``ray_engine.node_name``), so a report merged from many machines says where each ran.
+
+def refusal_from_header(
+    job: Job, *, outscale: float = SCALE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> str | None:
+    """Why ``job`` would fail, as far as its input's header tells (no pixel is decoded):
+    not an image, too many pixels, or a format that cannot hold it (alpha as JPEG). Front
+    ends ask this before loading the model. Regular local files only: stdin, a FIFO or a
+    process substitution would lose the bytes read here, and an object-store input would be
+    fetched twice (the pipeline checks those as it reads).
     """
-
-    input: str
-    output: str
-    in_size: list[int] | None = None
-    out_size: list[int] | None = None
-    tiles: int = 0
-    load_s: float = 0.0
-    infer_s: float = 0.0
-    save_s: float = 0.0
-    total_s: float = 0.0
-    error: str | None = None
-    skipped: bool = False
-    notes: list[str] = field(default_factory=list)
-    node: str = field(default_factory=socket.gethostname)
-
-    @property
-    def ok(self) -> bool:
-        """Neither failed nor skipped (so far: later stages may still record an error)."""
-        return self.error is None and not self.skipped
+    if not isinstance(job.input, Path) or not job.input.is_file():
+        return None
+    try:
+        mode, size = probe_image(job.input, max_pixels=max_pixels, name=job.display_name)
+    except ImageError as err:
+        return str(err)
+    return format_refusal(job, mode, size, outscale)
 
 
 @dataclass
@@ -291,6 +290,7 @@ def run_jobs(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     skip_existing: bool = False,
+    update: bool = False,
     stdin_bytes: bytes | None = None,
     stdout: BinaryIO | None = None,
     on_image: Callable[[ImageResult], None] | None = None,
@@ -303,18 +303,24 @@ def run_jobs(
     A failure (unreadable input, existing output, an image its format cannot hold such as
     alpha as JPEG, write error) is recorded in that result and the batch goes on. No job
     ever writes over an input of the batch, and two jobs never write the same output.
-    ``skip_existing`` skips an output at least as new as its input
-    (make-style) and redoes older ones; otherwise an existing output is an error unless
-    ``overwrite``. ``on_image(result)`` is called from the writer thread, in job order, as
-    each job finishes; ``on_tile(done, total)`` from the calling thread after each tile.
-    KeyboardInterrupt stops both helper threads (the file being written is completed or
-    removed by ``write_atomic``) and propagates.
+    An existing output is replaced with ``overwrite``, kept with ``skip_existing``,
+    replaced only when older than its input with ``update`` (make's rule), and is an error
+    otherwise (``jobs.OutputClaims``). ``on_image(result)`` is called from the writer
+    thread, in job order, as each job finishes; ``on_tile(done, total)`` from the calling
+    thread after each tile. KeyboardInterrupt stops both helper threads (the file being
+    written is completed or removed by ``write_atomic``) and propagates.
     """
     batch = _Batch(
         upscaler,
         jobs,
         _BatchOptions(
-            compress_level, quality, check_outscale(outscale), max_pixels, overwrite, skip_existing
+            compress_level,
+            quality,
+            check_outscale(outscale),
+            max_pixels,
+            overwrite,
+            skip_existing,
+            update,
         ),
         stdin_bytes,
         stdout,
@@ -332,6 +338,7 @@ class _BatchOptions:
     max_pixels: int
     overwrite: bool
     skip_existing: bool
+    update: bool = False
 
     def __post_init__(self) -> None:
         self.output_format("png")  # a bad quality or level is a UsageError before any work
@@ -361,7 +368,10 @@ class _Batch:
         self.on_image = on_image
         self.on_tile = on_tile
         self.claims = OutputClaims(
-            self.jobs, overwrite=options.overwrite, skip_existing=options.skip_existing
+            self.jobs,
+            overwrite=options.overwrite,
+            skip_existing=options.skip_existing,
+            update=options.update,
         )
         self.results: list[ImageResult] = []
         self.stop = threading.Event()
@@ -414,7 +424,7 @@ class _Batch:
         for job in self.jobs:
             if self.stop.is_set():
                 return
-            work = _Work(job, ImageResult(job.display_name, _output_name(job)))
+            work = _Work(job, ImageResult(job.display_name, output_name(job)))
             self._check_output(work)
             if work.result.ok:
                 self._load(work)
@@ -460,10 +470,9 @@ class _Batch:
         image, result = work.image, work.result
         assert image is not None
         output = self.options.output_format(work.job.format)
-        size = output_size(*image.size, self.options.outscale)
-        reason = output.refusal(image.mode, size)
+        reason = format_refusal(work.job, image.mode, image.size, self.options.outscale)
         if reason is not None:
-            result.error = f"{work.job.display_name}: {reason}"
+            result.error = reason
             work.image = None
             return
         result.notes += output.notes(image.mode)
@@ -558,88 +567,5 @@ class _Batch:
         return False
 
 
-def _output_name(job: Job) -> str:
-    return "-" if job.output is None else str(job.output)
-
-
 def _reason(err: OSError) -> str:
     return err.strerror or str(err) or type(err).__name__
-
-
-# -- report --------------------------------------------------------------------------------
-
-_RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageResult))
-_TIMES = ("load_s", "infer_s", "save_s", "total_s")
-
-
-def result_dict(result: ImageResult) -> dict[str, Any]:
-    """JSON-ready dict of one result: times rounded to 0.1 ms, ``error`` only when failed."""
-    data = asdict(result)
-    for key in _TIMES:
-        data[key] = round(data[key], 4)
-    if data["error"] is None:
-        del data["error"]
-    return data
-
-
-def build_report(
-    results: Sequence[ImageResult],
-    *,
-    version: str,
-    model: str,
-    precision: str,
-    threads: int,
-    startup_s: float,
-    total_s: float,
-) -> dict[str, Any]:
-    """The ``--report`` content: run settings, model load and wall time, one entry per image."""
-    return {
-        "version": version,
-        "model": model,
-        "precision": precision,
-        "threads": threads,
-        "startup_s": round(startup_s, 4),
-        "total_s": round(total_s, 4),
-        "images": [result_dict(result) for result in results],
-    }
-
-
-def check_report_path(path: str | os.PathLike[str]) -> str:
-    """The report format ("json" or "csv") from the suffix; UsageError for anything else."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in REPORT_SUFFIXES:
-        raise UsageError(f"report {os.fspath(path)!r} must end in .json or .csv")
-    return suffix[1:]
-
-
-def write_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``report`` atomically: ``.json`` as one object, ``.csv`` as one row per image.
-
-    CSV cells: sizes as "WxH", notes joined by "; ", ``error`` empty when the image succeeded,
-    ``skipped`` as true/false.
-    """
-    is_json = check_report_path(path) == "json"
-    data = json.dumps(report, indent=2) + "\n" if is_json else _csv_text(report["images"])
-    write_atomic(path, data.encode("utf-8"))
-
-
-def _csv_text(images: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(_RESULT_FIELDS), lineterminator="\n")
-    writer.writeheader()
-    for image in images:
-        writer.writerow({name: _csv_cell(name, image.get(name)) for name in _RESULT_FIELDS})
-    return buffer.getvalue()
-
-
-def _csv_cell(name: str, value: Any) -> str:
-    """One CSV cell: "WxH" sizes, "; "-joined notes, true/false, empty for None."""
-    if value is None:
-        return ""
-    if name in ("in_size", "out_size"):
-        return "x".join(str(v) for v in value)
-    if name == "notes":
-        return "; ".join(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -4,8 +4,9 @@ The project descends from a Docker REST service, and its users' scripts post ima
 ``curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png``.
 This module keeps that contract: ``POST /model/predict`` (multipart field ``image``) answers
 the 4x image as ``image/png`` (the query parameter ``outscale``, 0 < F <= 4, asks for another
-size, as ``srgan upscale --outscale`` does), ``GET /model/metadata`` describes the model in
-the seed's keys, and ``GET /openapi.json`` describes both.
+size, as ``srgan upscale --outscale`` does; ``model`` names another shipped model, loaded on
+first use and kept while at most ``max_models`` are held), ``GET /model/metadata``
+describes the model in the seed's keys, and ``GET /openapi.json`` describes both.
 
 Why Flask: it is small, well kept and synchronous, and it is what the seed was built on.
 An async framework would buy nothing here: there is one model, and it must run one request
@@ -18,8 +19,9 @@ Each request takes the same path as ``srgan upscale``: ``read_image`` (pixel lim
 alpha, EXIF, ICC) -> ``Upscaler.upscale_image`` (tiling) -> ``encode_png``. Refusals are
 JSON ``{"status": "error", "message": ...}``:
 
-* 400: no ``image`` field, a bad ``outscale``, or the upload is not an image we can use:
-  not an image, damaged or truncated, or over ``max_pixels``. The pixel count is a property of the
+* 400: no ``image`` field, a bad ``outscale``, a ``model`` this server cannot hold, or the
+  upload is not an image we can use: not an image, damaged or truncated, or over
+  ``max_pixels``. The pixel count is a property of the
   content, not of the request size, and ``read_image`` refuses all of these the same way.
 * 413: the request body is over ``max_upload_bytes`` (Flask's ``MAX_CONTENT_LENGTH``).
 * 404 / 405: unknown path / wrong method (405 carries the ``Allow`` header).
@@ -33,6 +35,7 @@ import ipaddress
 import json
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -45,7 +48,9 @@ from werkzeug.utils import secure_filename
 from srgan_cli import SCALE, __version__
 from srgan_cli.errors import ImageError, SrganError, UsageError
 from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
+from srgan_cli.jobs import default_suffix
 from srgan_cli.resize import MAX_OUTSCALE, check_outscale
+from srgan_cli.weights import MODEL_NAMES
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import Upscaler
@@ -68,6 +73,13 @@ IMAGE_FIELD = "image"
 """The multipart form field holding the upload (the seed's name)."""
 OUTSCALE_PARAM = "outscale"
 """Query parameter for the output scale (``srgan upscale --outscale``); default 4."""
+MODEL_PARAM = "model"
+"""Query parameter naming a shipped model (``srgan upscale --model``); default: the server's."""
+MODEL_HEADER = "X-Srgan-Model"
+"""Response header naming the model that made the image."""
+DEFAULT_MAX_MODELS: int = 2
+"""Models held at once, the server's own included: each costs its weights and its graphs
+(tens of MB for the 16x64 generator), and loading one takes a second or two."""
 
 LISTEN_BACKLOG = 64
 """Connections the kernel holds until the accept loop takes them (werkzeug alone: 5)."""
@@ -82,16 +94,63 @@ class _ModelGate:
     """The model runs one request at a time; the others wait here for it.
 
     TensorFlow already spreads one inference over all cores, so running two at once would
-    only make both slower and double the activation memory.
+    only make both slower and double the activation memory. ``?model=NAME`` models are
+    loaded here on first use (``load``), at most ``max_models`` held with the server's own,
+    which is never dropped; the least recently used other one goes first.
     """
 
-    def __init__(self, upscaler: Upscaler) -> None:
-        self._upscaler = upscaler
+    def __init__(
+        self,
+        upscaler: Upscaler,
+        max_models: int = DEFAULT_MAX_MODELS,
+        load: Callable[[str], Upscaler] | None = None,
+    ) -> None:
+        self._default = upscaler
+        self._others: OrderedDict[str, Upscaler] = OrderedDict()
+        self._max_others = max(0, max_models - 1)
+        self._load = load or _loader_like(upscaler)
         self._lock = threading.Lock()
 
-    def upscale(self, image: DecodedImage, outscale: float) -> DecodedImage:
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The model names ``?model=`` accepts: the server's own, then the shipped ones."""
+        if not self._max_others:
+            return (self._default.name,)
+        return tuple(dict.fromkeys((self._default.name, *MODEL_NAMES)))
+
+    def upscale(
+        self, image: DecodedImage, outscale: float, model: str | None = None
+    ) -> DecodedImage:
         with self._lock:
-            return self._upscaler.upscale_image(image, outscale=outscale)
+            return self._upscaler(model).upscale_image(image, outscale=outscale)
+
+    def _upscaler(self, name: str | None) -> Upscaler:
+        if name is None or name == self._default.name:
+            return self._default
+        if name in self._others:
+            self._others.move_to_end(name)
+            return self._others[name]
+        upscaler = self._load(name)
+        self._others[name] = upscaler
+        while len(self._others) > self._max_others:
+            self._others.popitem(last=False)
+        return upscaler
+
+
+def _loader_like(upscaler: Upscaler) -> Callable[[str], Upscaler]:
+    """Load shipped models with the server model's precision and tiling."""
+
+    def load(name: str) -> Upscaler:
+        from srgan_cli.pipeline import Upscaler
+
+        return Upscaler(
+            name,
+            precision=getattr(upscaler, "precision_used", "auto"),
+            tile=getattr(upscaler, "tile", None),
+            tile_pad=getattr(upscaler, "tile_pad", 32),
+        )
+
+    return load
 
 
 def create_app(
@@ -100,19 +159,24 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MIB,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    max_models: int = DEFAULT_MAX_MODELS,
+    load: Callable[[str], Upscaler] | None = None,
 ) -> Flask:
     """The Flask app serving ``upscaler`` (see the module docstring for the API).
 
     ``max_pixels`` caps width * height of an upload (400 above it); ``max_upload_bytes``
     caps the request body (413 above it); ``compress_level`` is the zlib level of the PNG
-    answers. The app owns the lock that serialises the model, so build one app per
-    ``Upscaler``. Safe for a threaded server.
+    answers. ``max_models`` (1 = only ``upscaler``) bounds the models ``?model=`` loads,
+    with ``load(name)`` (default: a shipped model at ``upscaler``'s precision and tiling).
+    The app owns the lock that serialises the model, so build one app per ``Upscaler``.
+    Safe for a threaded server.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = max_upload_bytes  # text fields: same limit, same 413
-    gate = _ModelGate(upscaler)
+    gate = _ModelGate(upscaler, max_models, load)
     metadata = model_metadata(upscaler, max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
+    metadata["models"] = list(gate.choices)
     spec = openapi_spec(max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
 
     @app.post("/model/predict")
@@ -124,17 +188,23 @@ def create_app(
                 f'e.g. curl -F "{IMAGE_FIELD}=@photo.png" -XPOST {request.base_url}'
             )
         outscale = _outscale(request.args.get(OUTSCALE_PARAM))
+        model = _model(request.args.get(MODEL_PARAM), gate.choices)
         name = upload.filename or IMAGE_FIELD
         try:
             image = read_image(upload.read(), max_pixels=max_pixels, name=name)
         except ImageError as err:
             raise BadRequest(str(err)) from err
-        result = gate.upscale(image, outscale)
+        try:
+            result = gate.upscale(image, outscale, model)
+        except SrganError as err:  # a shipped model that cannot be loaded here
+            raise BadRequest(f"model {model}: {err}") from err
         data = encode_png(
             result.pixels, result.alpha, result.mode, result.icc_profile, compress_level
         )
         response = Response(data, mimetype="image/png")
-        response.headers["Content-Disposition"] = f'inline; filename="{_output_name(name)}"'
+        disposition = f'inline; filename="{_output_name(name, outscale)}"'
+        response.headers["Content-Disposition"] = disposition
+        response.headers[MODEL_HEADER] = model or upscaler.name
         return response
 
     @app.get("/model/metadata")
@@ -182,14 +252,29 @@ def _outscale(raw: str | None) -> float:
         raise BadRequest(str(err)) from err
 
 
+def _model(raw: str | None, choices: tuple[str, ...]) -> str | None:
+    """The ``model`` query parameter (None: the server's model); 400 for one not held here."""
+    if raw is None or raw == choices[0]:
+        return None
+    if raw in choices:
+        return raw
+    if len(choices) == 1:
+        raise BadRequest(
+            f"{MODEL_PARAM} {raw!r}: this server holds only model {choices[0]} "
+            "(srgan serve --max-models 2 or more loads others on demand)"
+        )
+    raise BadRequest(f"unknown {MODEL_PARAM} {raw!r}; choose one of {', '.join(choices)}")
+
+
 def _error_json(message: str) -> str:
     return json.dumps({"status": "error", "message": message}) + "\n"
 
 
-def _output_name(upload_name: str) -> str:
-    """'food.png' -> 'food_x4.png', reduced to safe ASCII for the Content-Disposition header."""
+def _output_name(upload_name: str, outscale: float = MAX_OUTSCALE) -> str:
+    """'food.png' -> 'food_x4.png' ('food_x2.png' at outscale 2), as ``srgan upscale`` names
+    it, reduced to safe ASCII for the Content-Disposition header."""
     stem = secure_filename(PurePath(upload_name).stem) or "result"
-    return f"{stem}_x4.png"
+    return f"{stem}{default_suffix(outscale)}.png"
 
 
 def model_metadata(upscaler: Upscaler, *, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
@@ -230,6 +315,16 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         ),
         "parameters": [
             {
+                "name": MODEL_PARAM,
+                "in": "query",
+                "required": False,
+                "description": (
+                    "A shipped model (see /model/metadata 'models'), loaded on first use; "
+                    "default: the server's model"
+                ),
+                "schema": {"type": "string"},
+            },
+            {
                 "name": OUTSCALE_PARAM,
                 "in": "query",
                 "required": False,
@@ -244,7 +339,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                     "maximum": MAX_OUTSCALE,
                     "default": MAX_OUTSCALE,
                 },
-            }
+            },
         ],
         "requestBody": {
             "required": True,
@@ -264,8 +359,8 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
             },
             "400": error_response(
-                f"No '{IMAGE_FIELD}' field, a bad '{OUTSCALE_PARAM}', or not a usable image: "
-                "not an image, damaged or truncated, or over the pixel limit"
+                f"No '{IMAGE_FIELD}' field, a bad '{OUTSCALE_PARAM}' or '{MODEL_PARAM}', or "
+                "not a usable image: not an image, damaged or truncated, or over the pixel limit"
             ),
             "413": error_response("Request body over the upload limit"),
         },
@@ -311,6 +406,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                         **{key: text for key in ("source", "license", "version", "model")},
                         "scale": {"type": "integer"},
                         "limits": {"type": "object"},
+                        "models": {"type": "array", "items": text},
                     },
                 },
             }

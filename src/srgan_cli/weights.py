@@ -89,16 +89,23 @@ def verify(path: Path) -> WeightCard:
 
 
 def load_generator(path: Path, dtype_policy: str | None = None):
-    """Build the generator its card describes and load the verified weights into it."""
-    from srgan_cli.model import GeneratorConfig, build_generator
+    """Build the generator its card describes and load the verified weights into it.
+
+    Usually where TensorFlow first loads, so its start-up notices are kept off stderr here
+    (``tfstartup``), for the CLI and the library alike.
+    """
+    from srgan_cli.tfstartup import quiet_tensorflow_startup
 
     card = verify(path)
-    cfg = GeneratorConfig.from_dict(card.architecture)
-    model = build_generator(cfg.blocks, cfg.channels, cfg.batch_norm, card.name, dtype_policy)
-    try:
-        model.load_weights(path)
-    except (ValueError, OSError, KeyError) as err:
-        raise WeightsError(f"{path.name} does not fit architecture {cfg}: {err}") from err
+    with quiet_tensorflow_startup():
+        from srgan_cli.model import GeneratorConfig, build_generator
+
+        cfg = GeneratorConfig.from_dict(card.architecture)
+        model = build_generator(cfg.blocks, cfg.channels, cfg.batch_norm, card.name, dtype_policy)
+        try:
+            model.load_weights(path)
+        except (ValueError, OSError, KeyError) as err:
+            raise WeightsError(f"{path.name} does not fit architecture {cfg}: {err}") from err
     return model, card
 
 

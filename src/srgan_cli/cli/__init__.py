@@ -39,8 +39,8 @@ Examples:
   srgan info                                 # models, weights, CPU features
 
 \b
-Makefile pattern rule (only stale outputs are redone):
-  %_x4.png: %.png ; srgan upscale $< -o $@
+Makefile pattern rule (make redoes only stale outputs, so --overwrite):
+  %_x4.png: %.png ; srgan upscale $< -o $@ --overwrite
 """
 
 

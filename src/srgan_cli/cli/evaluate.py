@@ -18,11 +18,11 @@ from srgan_cli.cli.options import (
     degradation_option,
     load_upscaler,
     model_options,
-    quiet_tensorflow_startup,
     stderr_is_terminal,
     tta_option,
 )
 from srgan_cli.errors import UsageError
+from srgan_cli.tfstartup import quiet_tensorflow_startup
 
 # Mirrors lpips.DEFAULT_LPIPS_WEIGHTS (importing lpips would pull in numpy for --help);
 # tests/test_evaluate.py checks that they agree.

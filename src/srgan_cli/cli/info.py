@@ -1,4 +1,9 @@
-"""``srgan info``: the version, the shipped models with their training, and the runtime."""
+"""``srgan info``: the version, the shipped models with their training, and the runtime.
+
+Fast by default: the TensorFlow and Keras versions come from the installed packages'
+metadata, so nothing loads TensorFlow (seconds) unless ``--runtime`` asks what it reports
+once started (its thread pools).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,21 @@ from typing import Any
 import click
 
 from srgan_cli import __version__
-from srgan_cli.cli.options import CONTEXT_SETTINGS, quiet_tensorflow_startup
+from srgan_cli.cli.options import CONTEXT_SETTINGS
 from srgan_cli.errors import WeightsError
 from srgan_cli.weights import MODEL_NAMES
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def info(as_json: bool) -> None:
+@click.option(
+    "--runtime",
+    is_flag=True,
+    help="Also start TensorFlow and report its thread pools (takes seconds).",
+)
+def info(as_json: bool, runtime: bool) -> None:
     """Show the version, the shipped models and their training, and the runtime."""
-    data = collect_info()
+    data = collect_info(runtime=runtime)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -27,28 +37,46 @@ def info(as_json: bool) -> None:
             click.echo(line)
 
 
-def collect_info() -> dict[str, Any]:
-    """Everything ``srgan info`` reports, as plain JSON-ready data (imports TensorFlow)."""
+def collect_info(*, runtime: bool = False) -> dict[str, Any]:
+    """Everything ``srgan info`` reports, as plain JSON-ready data; ``runtime`` imports
+    TensorFlow for its thread settings (``threads.tf_intra_op``/``tf_inter_op``)."""
     from srgan_cli.pipeline import choose_precision, cpu_features
 
-    with quiet_tensorflow_startup():
-        import keras
-        import tensorflow as tf
-
-        threads = {
-            "cpu_count": os.cpu_count(),
-            "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        }
     features = cpu_features()
+    threads: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    if runtime:
+        threads.update(_tensorflow_threads())
     return {
         "version": __version__,
         "models": {name: _model_info(name) for name in MODEL_NAMES},
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "tensorflow": _installed("tensorflow"),
+        "keras": _installed("keras"),
         "cpu_features": features,
         "auto_precision": choose_precision("auto", features),
         "threads": threads,
+    }
+
+
+def _installed(package: str) -> str | None:
+    """A package's installed version from its metadata (None when not installed)."""
+    from importlib import metadata  # not at module level: srgan --help stays quick
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _tensorflow_threads() -> dict[str, int]:
+    """TensorFlow's intra- and inter-op pool sizes (0 = its default, all cores)."""
+    from srgan_cli.tfstartup import quiet_tensorflow_startup
+
+    with quiet_tensorflow_startup():
+        import tensorflow as tf
+
+    return {
+        "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
     }
 
 
@@ -98,5 +126,8 @@ def _info_lines(data: dict[str, Any]) -> Iterator[str]:
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["cpu_features"].items())
     yield f"cpu: {flags} (auto precision: {data['auto_precision']})"
     threads = data["threads"]
+    if "tf_intra_op" not in threads:
+        yield f"threads: {threads['cpu_count']} cpus (srgan info --runtime: TensorFlow's pools)"
+        return
     intra = threads["tf_intra_op"] or "default (all cores)"
     yield f"threads: {threads['cpu_count']} cpus, TensorFlow intra-op {intra}"

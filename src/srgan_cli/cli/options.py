@@ -7,17 +7,14 @@ builds its ``Upscaler`` with ``load_upscaler``, so ``upscale``, ``serve``, ``eva
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from srgan_cli.errors import SrganError, UsageError
+from srgan_cli.errors import UsageError
 from srgan_cli.weights import DEFAULT_MODEL, MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -89,6 +86,13 @@ tta_option = click.option(
 )
 
 
+def count_option(flag: str, default: int, help: str) -> Callable[[F], F]:
+    """A whole number >= 1 shown as N with its default (--max-pixels, --max-models, ...)."""
+    return click.option(
+        flag, type=click.IntRange(min=1), default=default, show_default=True, metavar="N", help=help
+    )
+
+
 def model_options(func: F) -> F:
     """Add --model/--weights/--precision/--tile/--tile-pad (pass them to ``load_upscaler``)."""
     for option in reversed(MODEL_OPTIONS):
@@ -115,10 +119,9 @@ def load_upscaler(
     injected = injected_model()
     if injected is not None:
         return injected.held.take(model, weights, precision, tile, tile_pad, tta)
-    with quiet_tensorflow_startup():
-        from srgan_cli.pipeline import Upscaler
+    from srgan_cli.pipeline import Upscaler  # its weights.load_generator keeps TF quiet
 
-        return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+    return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
 
 
 def check_model_choice(model: str | None, weights: Path | None) -> None:
@@ -126,36 +129,6 @@ def check_model_choice(model: str | None, weights: Path | None) -> None:
     from ``load_upscaler`` for front ends that load the model elsewhere (``--ray``)."""
     if model is not None and weights is not None:
         raise UsageError("give --model or --weights, not both")
-
-
-@contextlib.contextmanager
-def quiet_tensorflow_startup() -> Iterator[None]:
-    """Hold back what TensorFlow's C++ side prints on stderr while it starts.
-
-    Its oneDNN and CUDA notices are logged before absl is initialised, so they ignore
-    TF_CPP_MIN_LOG_LEVEL; they would bury the one summary line. The text is replayed if
-    starting fails, so nothing that explains a failure is lost. Setting
-    TF_CPP_MIN_LOG_LEVEL=0 shows everything.
-    """
-    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except SrganError:
-            raise  # one actionable line; the start-up chatter would only bury it
-        except Exception:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def stderr_is_terminal() -> bool:
