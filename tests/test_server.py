@@ -294,6 +294,7 @@ def test_unexpected_error_is_json_500_and_logged(caplog):
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
     stub = SimpleNamespace(name="stub", card=card, upscale_image=explode)
+    stub.pick = lambda source=None: stub
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -370,6 +371,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
     stub = SimpleNamespace(name="stub", card=card, upscale_image=slow_identity)
+    stub.pick = lambda source=None: stub
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:

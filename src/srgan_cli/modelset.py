@@ -10,7 +10,6 @@ overlap. ``load_model`` is the one place that turns ``--model`` / ``--weights`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,3 @@ def members(upscaler: AnyUpscaler) -> dict[str, Upscaler]:
     if isinstance(upscaler, ModelSet):
         return dict(upscaler.members)
     return {upscaler.name: upscaler}
-
-
-def each_card(upscaler: AnyUpscaler) -> Iterator[tuple[str, Path, Any]]:
-    """(name, weights path, card) of every member, for reports and metadata."""
-    for name, member in members(upscaler).items():
-        yield name, member.path, member.card

@@ -48,6 +48,7 @@ from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, 
 from srgan_cli.resize import MAX_OUTSCALE, check_outscale
 
 if TYPE_CHECKING:
+    from srgan_cli.modelset import AnyUpscaler
     from srgan_cli.pipeline import Upscaler
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,6 +69,9 @@ IMAGE_FIELD = "image"
 """The multipart form field holding the upload (the seed's name)."""
 OUTSCALE_PARAM = "outscale"
 """Query parameter for the output scale (``srgan upscale --outscale``); default 4."""
+MODEL_HEADER = "X-Srgan-Model"
+"""Response header naming the model that upscaled the image (with ``auto``, the one the
+upload's header asked for: ``real`` for JPEGs at or below the threshold and lossy WebPs)."""
 
 LISTEN_BACKLOG = 64
 """Connections the kernel holds until the accept loop takes them (werkzeug alone: 5)."""
@@ -85,17 +89,16 @@ class _ModelGate:
     only make both slower and double the activation memory.
     """
 
-    def __init__(self, upscaler: Upscaler) -> None:
-        self._upscaler = upscaler
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def upscale(self, image: DecodedImage, outscale: float) -> DecodedImage:
+    def upscale(self, model: Upscaler, image: DecodedImage, outscale: float) -> DecodedImage:
         with self._lock:
-            return self._upscaler.upscale_image(image, outscale=outscale)
+            return model.upscale_image(image, outscale=outscale)
 
 
 def create_app(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MIB,
@@ -106,12 +109,13 @@ def create_app(
     ``max_pixels`` caps width * height of an upload (400 above it); ``max_upload_bytes``
     caps the request body (413 above it); ``compress_level`` is the zlib level of the PNG
     answers. The app owns the lock that serialises the model, so build one app per
-    ``Upscaler``. Safe for a threaded server.
+    ``Upscaler`` (or ``auto`` ``ModelSet``: each upload goes through the model its own
+    header asks for, named in the ``X-Srgan-Model`` header). Safe for a threaded server.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = max_upload_bytes  # text fields: same limit, same 413
-    gate = _ModelGate(upscaler)
+    gate = _ModelGate()
     metadata = model_metadata(upscaler, max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
     spec = openapi_spec(max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
 
@@ -125,16 +129,19 @@ def create_app(
             )
         outscale = _outscale(request.args.get(OUTSCALE_PARAM))
         name = upload.filename or IMAGE_FIELD
+        data = upload.read()
         try:
-            image = read_image(upload.read(), max_pixels=max_pixels, name=name)
+            image = read_image(data, max_pixels=max_pixels, name=name)
         except ImageError as err:
             raise BadRequest(str(err)) from err
-        result = gate.upscale(image, outscale)
+        model = upscaler.pick(data)
+        result = gate.upscale(model, image, outscale)
         data = encode_png(
             result.pixels, result.alpha, result.mode, result.icc_profile, compress_level
         )
         response = Response(data, mimetype="image/png")
         response.headers["Content-Disposition"] = f'inline; filename="{_output_name(name)}"'
+        response.headers[MODEL_HEADER] = model.name
         return response
 
     @app.get("/model/metadata")
@@ -192,17 +199,26 @@ def _output_name(upload_name: str) -> str:
     return f"{stem}_x4.png"
 
 
-def model_metadata(upscaler: Upscaler, *, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+def model_metadata(
+    upscaler: AnyUpscaler, *, max_pixels: int, max_upload_bytes: int
+) -> dict[str, Any]:
     """``GET /model/metadata``: the seed's keys (id, name, description, type, source,
     license) describing our model, plus ``version``, ``model``, ``scale`` and the limits."""
-    card = upscaler.card
-    description = card.description or f"{upscaler.name}: x{SCALE} super-resolution generator"
+    from srgan_cli.modelset import members
+
+    cards = [(name, member.card) for name, member in members(upscaler).items()]
+    descriptions = [
+        card.description or f"{name}: x{SCALE} super-resolution generator" for name, card in cards
+    ]
+    if len(cards) > 1:
+        descriptions.insert(0, f"{upscaler.name}: each image gets the model its file asks for.")
+    hashes = ", ".join(f"{name} sha256 {card.sha256[:12]}" for name, card in cards)
     return {
         "id": METADATA_ID,
         "name": f"SRGAN x{SCALE} generator ({upscaler.name})",
-        "description": description,
+        "description": " ".join(descriptions),
         "type": METADATA_TYPE,
-        "source": f"srgan-cli {__version__}, weights trained in-house (sha256 {card.sha256[:12]})",
+        "source": f"srgan-cli {__version__}, weights trained in-house ({hashes})",
         "license": METADATA_LICENSE,
         "version": __version__,
         "model": upscaler.name,
@@ -226,7 +242,8 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
             f"'{OUTSCALE_PARAM}' times), in the input's mode (RGBA, grayscale and 16-bit "
             "grayscale are kept; alpha is upscaled bicubically). At most "
             f"{max_pixels:,} input pixels and {max_upload_bytes:,} bytes per request. "
-            "Requests queue for the model."
+            f"Requests queue for the model. The '{MODEL_HEADER}' response header names "
+            "the model used."
         ),
         "parameters": [
             {
@@ -345,7 +362,7 @@ def is_loopback(host: str) -> bool:
 
 
 def create_server(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     **app_options: Any,
@@ -389,7 +406,7 @@ def server_url(server: BaseWSGIServer) -> str:
 
 
 def serve(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,

@@ -20,7 +20,7 @@ SERVE_EXTRA_MISSING = "srgan serve needs the serve extra: pip install 'srgan-cli
 
 SERVE_EPILOG = """\b
 Examples:
-  srgan serve                                  # http://127.0.0.1:5000, model srgan
+  srgan serve                                  # http://127.0.0.1:5000, model auto
   curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png
   curl http://localhost:5000/model/metadata    # JSON; the API is at /openapi.json
   srgan serve --host 0.0.0.0 --port 8080       # reachable from the network: no auth!
