@@ -168,11 +168,15 @@ def _describe(source: Source) -> tuple[str, Any]:
 
     if isinstance(source, bytes | bytearray | memoryview):
         source = io.BytesIO(source)  # all of it: EXIF (up to 64 KiB) comes before the tables
+    position = source.tell() if hasattr(source, "tell") else None
     try:
         with Image.open(source) as image:
             return "jpeg", getattr(image, "quantization", None) or None
     except Exception:  # any broken header: read_image reports it, the choice stays clean
         return "other", None
+    finally:
+        if position is not None:
+            source.seek(position)  # a caller's stream is left where it was
 
 
 def _head(source: Source, size: int | None = _HEADER_BYTES) -> bytes:

@@ -69,6 +69,8 @@ def resolve(model: str | None = None, weights: str | Path | None = None) -> Path
         path = Path(weights)
     else:
         name = model or SINGLE_DEFAULT
+        if name == AUTO_MODEL:
+            raise WeightsError("auto is two models: load it with srgan_cli.load_model()")
         if name not in MODEL_NAMES:
             raise WeightsError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         path = shipped_weights_dir() / f"{name}{WEIGHTS_SUFFIX}"
