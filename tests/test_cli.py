@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_image, modules_loaded_by
+from conftest import MIXED_MODELS, make_image, make_mixed_folder, modules_loaded_by
 from PIL import Image
 
 from srgan_cli import __version__, imageio, pipeline, tiling
@@ -33,7 +33,8 @@ def test_single_file_with_output(run, rgb_png, tmp_path):
     assert result.exit_code == 0, result.output
     assert size_of(out) == (48, 40)
     assert result.stdout == ""
-    assert result.stderr.startswith("srgan: 1 image, ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("srgan: 1 image (1 tiny), ")
+    assert result.stderr.count("\n") == 1
 
 
 def test_default_output_beside_input(run, rgb_png, tmp_path):
@@ -97,7 +98,7 @@ def test_single_file_into_a_directory(run, rgb_png, tmp_path):
 def test_duplicate_inputs_are_done_once(run, rgb_png, tmp_path):
     result = run(rgb_png, rgb_png, tmp_path / "." / "rgb.png", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "srgan: 1 image," in result.stderr
+    assert "srgan: 1 image (1 tiny)," in result.stderr
 
 
 def test_stdin_to_stdout(run, rgb_png):
@@ -306,3 +307,50 @@ def test_signal_mid_batch_then_resume(tiny_weights, tmp_path, stop):
     resumed = subprocess.run([*argv, "--skip-existing", "-q"], capture_output=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list(out.glob("*.png"))) == 30
+
+
+# -- --model auto ---------------------------------------------------------------------------
+
+
+def auto_upscale(*args: object, input: bytes | None = None):
+    """``srgan upscale`` in-process with the shipped models (no worker)."""
+    argv = ["upscale", *map(str, args), "--no-worker", "--precision", "fp32"]
+    return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_auto_is_the_default_and_the_report_names_each_model(tmp_path, suffix):
+    folder = make_mixed_folder(tmp_path / "in")
+    report = tmp_path / f"r{suffix}"
+    result = auto_upscale(folder, "-o", tmp_path / "auto", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("srgan: 6 images (3 real, 3 srgan), "), result.stderr
+    if suffix == ".json":
+        data = json.loads(report.read_text())
+        assert data["model"] == "auto"
+        rows = data["images"]
+    else:
+        with open(report, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    if suffix == ".csv":
+        return
+    for model in ("srgan", "real"):  # forcing a model: the same bytes as auto's choice
+        forced = auto_upscale(folder, "-o", tmp_path / model, "--model", model)
+        assert forced.exit_code == 0 and f"(6 {model})" in forced.stderr
+        for name, chosen in MIXED_MODELS.items():
+            same = (tmp_path / model / f"{Path(name).stem}.png").read_bytes() == (
+                tmp_path / "auto" / f"{Path(name).stem}.png"
+            ).read_bytes()
+            assert same is (chosen == model), (name, model)
+
+
+def test_auto_on_stdin_reads_the_piped_header(tmp_path):
+    folder = make_mixed_folder(tmp_path)
+    for name in ("q60.jpg", "lossless.webp"):
+        data = (folder / name).read_bytes()
+        auto = auto_upscale("-", input=data)
+        forced = auto_upscale("-", "--model", MIXED_MODELS[name], input=data)
+        assert auto.exit_code == forced.exit_code == 0
+        assert f"(1 {MIXED_MODELS[name]})" in auto.stderr
+        assert auto.stdout_bytes == forced.stdout_bytes

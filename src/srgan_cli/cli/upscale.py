@@ -361,7 +361,8 @@ def summary_line(results: Sequence[ImageResult], seconds: float) -> str:
     written = [r for r in results if r.ok and r.out_size is not None]
     megapixels = sum(r.out_size[0] * r.out_size[1] for r in written if r.out_size) / 1e6
     models = Counter(r.model for r in written if r.model)
-    by_model = ", ".join(f"{count} {name}" for name, count in models.most_common())
+    ranked = sorted(models.items(), key=lambda item: (-item[1], item[0]))  # most used first
+    by_model = ", ".join(f"{count} {name}" for name, count in ranked)
     parts = [
         f"{len(written)} image{'' if len(written) == 1 else 's'}"
         + (f" ({by_model})" if by_model else ""),
