@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli import __version__
@@ -469,3 +469,21 @@ def test_srgan_serve_process_until_ctrl_c(tiny_weights, tmp_path):
         proc.wait()
     assert proc.returncode == 0
     assert '"POST /model/predict HTTP/1.1" 200' in rest
+
+
+def test_auto_answers_each_upload_with_its_own_model_and_names_it(tmp_path):
+    """A server over the auto ``ModelSet``: the upload's own header picks the model, the
+    ``X-Srgan-Model`` header names it, the bytes are the forced model's."""
+    from srgan_cli.modelset import load_model
+
+    auto = load_model(precision="fp32")
+    folder = make_mixed_folder(tmp_path)
+    with running(auto) as url:
+        metadata = request(f"{url}/model/metadata").json()
+        assert metadata["model"] == "auto"
+        assert "srgan sha256" in metadata["source"] and "real sha256" in metadata["source"]
+        for name, model in MIXED_MODELS.items():
+            data = (folder / name).read_bytes()
+            answer = predict(url, data, filename=name)
+            assert answer.status == 200 and answer.headers[server.MODEL_HEADER] == model, name
+            assert answer.body == reference(auto.members[model], data), name
