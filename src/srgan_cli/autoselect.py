@@ -15,6 +15,7 @@ Standard library and Pillow only (no numpy, no TensorFlow): planning imports thi
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -69,13 +70,33 @@ def libjpeg_table(base: Sequence[int], quality: int) -> list[int]:
     return [min(max((value * scale + 50) // 100, 1), 255) for value in base]
 
 
+@functools.cache
+def _standard_tables() -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """(luminance, chrominance) as libjpeg writes them at each quality 1..100 (index q - 1)."""
+    return tuple(
+        (tuple(libjpeg_table(STD_LUMINANCE, q)), tuple(libjpeg_table(STD_CHROMINANCE, q)))
+        for q in range(1, 101)
+    )
+
+
+@functools.cache
+def _exact_qualities() -> dict[tuple[tuple[int, ...], ...], int]:
+    """Standard tables -> their quality (colour: both tables, grayscale: luminance only);
+    the lowest quality wins where two qualities write the same tables."""
+    found: dict[tuple[tuple[int, ...], ...], int] = {}
+    for quality, (luma, chroma) in reversed(list(enumerate(_standard_tables(), start=1))):
+        found[(luma, chroma)] = found[(luma,)] = quality
+    return found
+
+
 def _table_error(tables: Sequence[Sequence[int]], quality: int) -> int:
     """Sum of absolute differences between ``tables`` and the standard ones at ``quality``."""
-    error = 0
-    for index, table in enumerate(tables[:2]):
-        expected = libjpeg_table(STD_LUMINANCE if index == 0 else STD_CHROMINANCE, quality)
-        error += sum(abs(int(a) - b) for a, b in zip(table, expected, strict=False))
-    return error
+    expected = _standard_tables()[quality - 1]
+    return sum(
+        abs(int(a) - b)
+        for table, standard in zip(tables[:2], expected, strict=False)
+        for a, b in zip(table, standard, strict=False)
+    )
 
 
 def estimate_jpeg_quality(
@@ -95,6 +116,9 @@ def estimate_jpeg_quality(
         tables = list(quantization)
     if not tables:
         raise ValueError("no quantization tables")
+    exact = _exact_qualities().get(tuple(tuple(int(v) for v in t) for t in tables[:2]))
+    if exact is not None:  # libjpeg's own tables (Pillow, most phones and web tools)
+        return float(exact)
     best = min(range(1, 101), key=lambda quality: (_table_error(tables, quality), quality))
     return float(best)
 
