@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 QUALITIES = range(50, 100, 5)
+LPIPS_WEIGHTS = "../shared/weights/lpips_alex.npz"
 DEFAULT_CHAINS = ",".join(["bicubic", *(f"bicubic+jpeg{q}" for q in QUALITIES)])
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=10)
     parser.add_argument("--models", default="srgan,real")
     parser.add_argument("--chains", default=DEFAULT_CHAINS)
-    parser.add_argument("--lpips-weights", type=Path, default=Path("../shared/weights/lpips_alex.npz"))
+    parser.add_argument("--lpips-weights", type=Path, default=Path(LPIPS_WEIGHTS))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="folder for per-run JSON")
     args = parser.parse_args()
@@ -75,7 +76,8 @@ def main() -> None:
                 if args.out is not None:
                     args.out.mkdir(parents=True, exist_ok=True)
                     data = result.to_dict(version=__version__, precision=upscaler.precision_used)
-                    (args.out / f"{name}-{chain}.json").write_text(json.dumps(data, indent=2) + "\n")
+                    text = json.dumps(data, indent=2) + "\n"
+                    (args.out / f"{name}-{chain}.json").write_text(text)
     print(f"\n| chain | {' | '.join(f'{m} PSNR / LPIPS' for m in models)} |")
     print("|---" * (len(models) + 1) + "|")
     for chain in chains:

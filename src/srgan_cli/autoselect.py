@@ -48,16 +48,13 @@ STD_LUMINANCE: tuple[int, ...] = (
     49, 64, 78, 87, 103, 121, 120, 101,
     72, 92, 95, 98, 112, 100, 103, 99,
 )  # fmt: skip
+# Chrominance rows 5 to 8 are all 99.
 STD_CHROMINANCE: tuple[int, ...] = (
     17, 18, 24, 47, 99, 99, 99, 99,
     18, 21, 26, 66, 99, 99, 99, 99,
     24, 26, 56, 99, 99, 99, 99, 99,
     47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-)  # fmt: skip
+) + (99,) * 32  # fmt: skip
 
 _HEADER_BYTES = 1 << 16
 """How much of a WebP file is read to find its image chunk (VP8X metadata comes first)."""
