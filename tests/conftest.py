@@ -36,6 +36,31 @@ def make_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (12, 10), 
     return path
 
 
+MIXED_MODELS: dict[str, str] = {
+    "q60.jpg": "real",
+    "q90.jpg": "real",
+    "q95.jpg": "srgan",
+    "clean.png": "srgan",
+    "lossy.webp": "real",
+    "lossless.webp": "srgan",
+}
+"""The files ``make_mixed_folder`` writes and the model ``--model auto`` gives each (JPEGs
+at quality <= 90 and lossy WebPs get real)."""
+
+
+def make_mixed_folder(folder: Path, size: tuple[int, int] = (16, 16)) -> Path:
+    """One random photo saved as each of ``MIXED_MODELS``' files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(30)
+    photo = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    photo.save(folder / "clean.png")
+    for quality in (60, 90, 95):
+        photo.save(folder / f"q{quality}.jpg", quality=quality)
+    photo.save(folder / "lossy.webp", quality=80)
+    photo.save(folder / "lossless.webp", lossless=True)
+    return folder
+
+
 @pytest.fixture
 def rgb_png(tmp_path: Path) -> Path:
     return make_image(tmp_path / "rgb.png", "RGB", seed=1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_image, modules_loaded_by
+from conftest import MIXED_MODELS, make_image, make_mixed_folder, modules_loaded_by
 from PIL import Image
 
 from srgan_cli import __version__, imageio, pipeline, tiling
@@ -35,7 +35,8 @@ def test_single_file_with_output(run, rgb_png, tmp_path):
     assert result.exit_code == 0, result.output
     assert size_of(out) == (48, 40)
     assert result.stdout == ""
-    assert result.stderr.startswith("srgan: 1 image, ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("srgan: 1 image (1 tiny), ")
+    assert result.stderr.count("\n") == 1
 
 
 def test_default_output_beside_input(run, rgb_png, tmp_path):
@@ -99,7 +100,7 @@ def test_single_file_into_a_directory(run, rgb_png, tmp_path):
 def test_duplicate_inputs_are_done_once(run, rgb_png, tmp_path):
     result = run(rgb_png, rgb_png, tmp_path / "." / "rgb.png", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "srgan: 1 image," in result.stderr
+    assert "srgan: 1 image (1 tiny)," in result.stderr
 
 
 def test_stdin_to_stdout(run, rgb_png):
@@ -342,7 +343,7 @@ def test_second_run_beside_the_inputs(run, tmp_path):
     os.utime(photos / "b.png", (500_000, 500_000))  # b is older than its output, a newer
     updated = run(photos, "--update")
     assert updated.exit_code == 0, updated.output
-    assert "srgan: 1 image, " in updated.stderr and "1 skipped" in updated.stderr
+    assert "srgan: 1 image (1 tiny), " in updated.stderr and "1 skipped" in updated.stderr
     assert a_out.stat().st_mtime > 1_000_000 and b_out.stat().st_mtime == 1_000_000
     again = run(photos, "--update", "-q")
     assert (again.exit_code, again.stderr) == (0, "")
@@ -390,7 +391,7 @@ def test_missing_among_several_inputs(run, rgb_png, gray_png, tmp_path, monkeypa
         "Error: no such file or directory: missing.png",
         "Error: no images match 'gone/*.png'",
     ]
-    assert result.stderr.splitlines()[-1].startswith("srgan: 2 images, ")
+    assert result.stderr.splitlines()[-1].startswith("srgan: 2 images (2 tiny), ")
     assert "2 failed" in result.stderr
     assert images_under(Path("multi")) == ["gray.png", "rgb.png"]
     nothing = run("missing.png", "gone.png", "-o", "multi2/")
@@ -521,3 +522,50 @@ def test_makefile_from_the_readme_survives_a_changed_input(tiny_weights, tmp_pat
     assert (tmp_path / "a_x4.png").stat().st_mtime_ns != built["a_x4.png"]
     assert (tmp_path / "b_x4.png").stat().st_mtime_ns == built["b_x4.png"]
     assert images_under(tmp_path) == ["a.png", "a_x4.png", "b.png", "b_x4.png"]
+
+
+# -- --model auto ---------------------------------------------------------------------------
+
+
+def auto_upscale(*args: object, input: bytes | None = None):
+    """``srgan upscale`` in-process with the shipped models (no worker)."""
+    argv = ["upscale", *map(str, args), "--no-worker", "--precision", "fp32"]
+    return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_auto_is_the_default_and_the_report_names_each_model(tmp_path, suffix):
+    folder = make_mixed_folder(tmp_path / "in")
+    report = tmp_path / f"r{suffix}"
+    result = auto_upscale(folder, "-o", tmp_path / "auto", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("srgan: 6 images (3 real, 3 srgan), "), result.stderr
+    if suffix == ".json":
+        data = json.loads(report.read_text())
+        assert data["model"] == "auto"
+        rows = data["images"]
+    else:
+        with open(report, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    if suffix == ".csv":
+        return
+    for model in ("srgan", "real"):  # forcing a model: the same bytes as auto's choice
+        forced = auto_upscale(folder, "-o", tmp_path / model, "--model", model)
+        assert forced.exit_code == 0 and f"(6 {model})" in forced.stderr
+        for name, chosen in MIXED_MODELS.items():
+            same = (tmp_path / model / f"{Path(name).stem}.png").read_bytes() == (
+                tmp_path / "auto" / f"{Path(name).stem}.png"
+            ).read_bytes()
+            assert same is (chosen == model), (name, model)
+
+
+def test_auto_on_stdin_reads_the_piped_header(tmp_path):
+    folder = make_mixed_folder(tmp_path)
+    for name in ("q60.jpg", "lossless.webp"):
+        data = (folder / name).read_bytes()
+        auto = auto_upscale("-", input=data)
+        forced = auto_upscale("-", "--model", MIXED_MODELS[name], input=data)
+        assert auto.exit_code == forced.exit_code == 0
+        assert f"(1 {MIXED_MODELS[name]})" in auto.stderr
+        assert auto.stdout_bytes == forced.stdout_bytes

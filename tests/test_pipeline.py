@@ -32,6 +32,7 @@ from srgan_cli.pipeline import (
 IMAGE_KEYS = {
     "input",
     "output",
+    "model",
     "in_size",
     "out_size",
     "tiles",
@@ -334,6 +335,7 @@ def test_report_json_schema(upscaler, tmp_path, corrupt_png, rgb_png):
     assert set(good) == IMAGE_KEYS
     assert set(bad) == IMAGE_KEYS | {"error"}
     assert good["in_size"] == [12, 10] and good["out_size"] == [48, 40]
+    assert (good["model"], bad["model"]) == ("tiny", "")  # the unreadable one met no model
 
 
 def test_report_csv_schema(upscaler, tmp_path, corrupt_png, rgb_png):

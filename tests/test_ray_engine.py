@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli.cli import main
@@ -420,3 +420,19 @@ def test_an_actor_that_cannot_start_is_one_line_naming_why(
             jobs, RaySettings(actors=1), upscaler_kwargs={"weights": tiny_weights, "tile": -1}
         )
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_ray_local_auto_gives_each_image_its_own_model(tmp_path: Path) -> None:
+    """Each actor holds both models; every row names the one its file asked for, and the
+    images are what one process writes."""
+    folder = make_mixed_folder(tmp_path / "in")
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert upscale(folder, "-o", here, "--precision", "fp32", "-q")[0] == 0
+    args = [folder, "-o", there, "--report", tmp_path / "r.json", "--ray", "local"]
+    code, output = upscale(*args, "--ray-actors", "1", "--precision", "fp32", "-q")
+    assert code == 0, output
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == "auto"
+    rows = report_rows(tmp_path / "r.json")
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    assert_same_images(here, there)

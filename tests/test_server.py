@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli import __version__
@@ -33,7 +33,7 @@ from srgan_cli.cli import serve as serve_cmd
 from srgan_cli.errors import SrganError
 from srgan_cli.imageio import encode_png, read_image
 from srgan_cli.pipeline import Upscaler, upscale_alpha
-from srgan_cli.weights import MODEL_NAMES, WeightCard
+from srgan_cli.weights import MODEL_CHOICES, WeightCard
 
 pytest.importorskip("flask")
 from srgan_cli import server
@@ -175,7 +175,9 @@ def test_readme_curl_example_works_and_a_failure_leaves_no_file(base, tmp_path):
 def test_model_parameter_loads_on_demand_and_keeps_at_most_max_models(tmp_path):
     def stub(name: str) -> SimpleNamespace:
         card = WeightCard(name=name, architecture={}, sha256="0" * 64)
-        return SimpleNamespace(name=name, card=card, upscale_image=lambda image, outscale: image)
+        model = SimpleNamespace(name=name, card=card, upscale_image=lambda image, outscale: image)
+        model.pick = lambda source=None: model
+        return model
 
     loads: list[str] = []
 
@@ -198,14 +200,16 @@ def test_model_parameter_loads_on_demand_and_keeps_at_most_max_models(tmp_path):
     unknown = ask("?model=nope")
     assert unknown.status_code == 400
     assert unknown.get_json()["message"] == (
-        "unknown model 'nope'; choose one of own, srgan, srresnet, real"
+        "unknown model 'nope'; choose one of own, auto, srgan, srresnet, real"
     )
-    assert client.get("/model/metadata").get_json()["models"] == ["own", *MODEL_NAMES]
+    assert client.get("/model/metadata").get_json()["models"] == ["own", *MODEL_CHOICES]
     only = server.create_app(stub("own"), load=load, max_models=1).test_client()
     refused = only.post("/model/predict?model=srgan", data={"image": (io.BytesIO(data), "x.png")})
     assert refused.status_code == 400
     assert "this server holds only model own" in refused.get_json()["message"]
     assert loads == ["srresnet", "real", "srresnet"]
+    assert ask("?model=auto").headers["X-Srgan-Model"] == "auto"  # auto: loaded like the others
+    assert loads[-1] == "auto"
 
 
 def test_model_parameter_loads_a_shipped_model(base, tmp_path):
@@ -359,6 +363,7 @@ def test_unexpected_error_is_json_500_and_logged(caplog):
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
     stub = SimpleNamespace(name="stub", card=card, upscale_image=explode)
+    stub.pick = lambda source=None: stub
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -435,6 +440,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
     stub = SimpleNamespace(name="stub", card=card, upscale_image=slow_identity)
+    stub.pick = lambda source=None: stub
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:
@@ -533,3 +539,41 @@ def test_srgan_serve_process_until_ctrl_c(tiny_weights, tmp_path):
         proc.wait()
     assert proc.returncode == 0
     assert '"POST /model/predict HTTP/1.1" 200' in rest
+
+
+def test_auto_answers_each_upload_with_its_own_model_and_names_it(tmp_path):
+    """A server over the auto ``ModelSet``: the upload's own header picks the model, the
+    ``X-Srgan-Model`` header names it, the bytes are the forced model's."""
+    from srgan_cli.modelset import load_model
+
+    auto = load_model(precision="fp32")
+    folder = make_mixed_folder(tmp_path)
+    loads: list[str] = []
+
+    def load(name: str):
+        loads.append(name)
+        raise SrganError("not loaded in this test")
+
+    with running(auto, load=load) as url:
+        metadata = request(f"{url}/model/metadata").json()
+        assert metadata["model"] == "auto"
+        assert "srgan sha256" in metadata["source"] and "real sha256" in metadata["source"]
+        for name, model in MIXED_MODELS.items():
+            data = (folder / name).read_bytes()
+            answer = predict(url, data, filename=name)
+            assert answer.status == 200 and answer.headers[server.MODEL_HEADER] == model, name
+            assert answer.body == reference(auto.members[model], data), name
+            for query in ("?model=auto", "?model=real", "?model=srgan"):  # members: no load
+                forced = query.partition("=")[2]
+                answer = predict(url, data, filename=name, query=query)
+                used = model if forced == "auto" else forced
+                assert answer.headers[server.MODEL_HEADER] == used, (name, query)
+                assert answer.body == reference(auto.members[used], data), (name, query)
+        assert loads == []  # auto's members were used as they are
+        other = predict(url, data, query="?model=srresnet")
+        assert other.status == 400 and loads == ["srresnet"]  # not a member: loaded on demand
+        unknown = predict(url, data, query="?model=nope")
+        assert unknown.status == 400
+        assert unknown.json()["message"] == (
+            "unknown model 'nope'; choose one of auto, srgan, real, srresnet"
+        )

@@ -20,7 +20,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli import SCALE
-from srgan_cli.degrade import DEFAULT_CHAIN, PROTOCOL_CHAIN, Chain, image_seed, parse_chain
+from srgan_cli.degrade import (
+    DEFAULT_CHAIN,
+    PROTOCOL_CHAIN,
+    Chain,
+    encode,
+    image_seed,
+    parse_chain,
+)
 from srgan_cli.errors import UsageError
 from srgan_cli.imageio import read_image
 from srgan_cli.metrics import bicubic_upscale, crop_to_multiple, psnr, ssim
@@ -82,7 +89,8 @@ class BenchmarkSet:
 class ImageScore:
     """One HR image's scores: PSNR in dB, SSIM in [-1, 1], LPIPS >= 0 (None when skipped).
 
-    ``seconds`` is the model's upscaling time for this image (metrics excluded).
+    ``seconds`` is the model's upscaling time for this image (metrics excluded). ``model``
+    names the model that upscaled it (with ``auto``, the one the LR's file asked for).
     """
 
     set: str
@@ -94,6 +102,7 @@ class ImageScore:
     bicubic_ssim: float
     bicubic_lpips: float | None
     seconds: float
+    model: str = ""
 
 
 SCORE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageScore))
@@ -201,10 +210,15 @@ def score_image(
     """Run the protocol on one HxWx3 uint8 HR image: the model and bicubic from the same LR.
 
     ``chain`` (default: the published protocol's Pillow bicubic x1/4) makes the LR; its
-    noise is seeded by the image's set and name, so every run scores the same inputs.
+    noise is seeded by the image's set and name, so every run scores the same inputs. A
+    model with ``pick`` (``--model auto``) chooses from the LR's file: the chain's own JPEG
+    bytes when it ends in a JPEG encode, else the LR as a (lossless) PNG.
     """
     hr = crop_to_multiple(hr)
-    lr = chain.apply(hr, seed=image_seed(f"{set_name}/{image_name}"))
+    lr, encoded = chain.apply_encoded(hr, seed=image_seed(f"{set_name}/{image_name}"))
+    pick = getattr(model, "pick", None)
+    if pick is not None:
+        model = pick(encoded if encoded is not None else encode(lr, "PNG"))
     started = time.perf_counter()
     sr = model.upscale(lr)
     seconds = time.perf_counter() - started
@@ -219,6 +233,7 @@ def score_image(
         bicubic_ssim=ssim(hr, bicubic, border=BORDER),
         bicubic_lpips=None if lpips is None else lpips(hr, bicubic),
         seconds=seconds,
+        model=model.name,
     )
 
 

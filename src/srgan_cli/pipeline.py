@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -54,6 +54,9 @@ from srgan_cli.results import (  # noqa: F401 - the report functions are re-expo
 )
 from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
 from srgan_cli.weights import WeightCard, load_generator, resolve
+
+if TYPE_CHECKING:
+    from srgan_cli.modelset import AnyUpscaler
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 """``--precision`` values: ``auto`` picks bf16 only where the CPU computes it natively."""
@@ -169,6 +172,10 @@ class Upscaler:
         self.memory_budget = memory_budget
         self.tta = tta
 
+    def pick(self, source: Any = None) -> Upscaler:
+        """This model, whatever the input (``modelset.ModelSet.pick`` chooses per input)."""
+        return self
+
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         """The model on one batch, or its 8-view self-ensemble when ``tta`` is on."""
         if self.tta:
@@ -269,11 +276,13 @@ def refusal_from_header(
 
 @dataclass
 class _Work:
-    """A job travelling reader -> model -> writer; ``image`` is the input, then the output."""
+    """A job travelling reader -> model -> writer; ``image`` is the input, then the output;
+    ``model`` is the one chosen for it when it was read."""
 
     job: Job
     result: ImageResult
     image: DecodedImage | None = None
+    model: Upscaler | None = None
 
 
 _DONE = object()
@@ -281,7 +290,7 @@ _DONE = object()
 
 
 def run_jobs(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     jobs: Sequence[Job],
     *,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
@@ -297,7 +306,8 @@ def run_jobs(
     on_tile: Callable[[int, int], None] | None = None,
 ) -> list[ImageResult]:
     """Upscale every job to ``outscale`` times its size in its ``job.format``; one
-    ``ImageResult`` per job, in job order.
+    ``ImageResult`` per job, in job order. Each image goes through ``upscaler.pick`` of its
+    file (a ``ModelSet`` chooses by the header; an ``Upscaler`` is always itself).
 
     ``compress_level`` (PNG, 0-9) and ``quality`` (JPEG/WebP, 1-100) tune the encoders.
     A failure (unreadable input, existing output, an image its format cannot hold such as
@@ -352,7 +362,7 @@ class _Batch:
 
     def __init__(
         self,
-        upscaler: Upscaler,
+        upscaler: AnyUpscaler,
         jobs: Sequence[Job],
         options: _BatchOptions,
         stdin_bytes: bytes | None,
@@ -447,14 +457,11 @@ class _Batch:
             if job.input is None:
                 if self.stdin_bytes is None:
                     raise ImageError(f"{job.display_name}: no data on standard input")
-                image = read_image(
-                    self.stdin_bytes, max_pixels=self.options.max_pixels, name=job.display_name
-                )
+                source: bytes | Path = self.stdin_bytes
             else:
                 source = job.input.read_bytes() if isinstance(job.input, Uri) else job.input
-                image = read_image(
-                    source, max_pixels=self.options.max_pixels, name=job.display_name
-                )
+            image = read_image(source, max_pixels=self.options.max_pixels, name=job.display_name)
+            work.model = self.upscaler.pick(source)  # the header only: no pixels looked at
         except ImageError as err:
             result.error = str(err)
         except OSError as err:
@@ -499,10 +506,11 @@ class _Batch:
                     return _DONE
 
     def _infer(self, work: _Work) -> None:
-        image, result = work.image, work.result
-        assert image is not None
+        image, result, model = work.image, work.result, work.model
+        assert image is not None and model is not None
         height, width = image.pixels.shape[:2]
-        result.tiles = self.upscaler.tiles_for(height, width)
+        result.model = model.name
+        result.tiles = model.tiles_for(height, width)
         done = 0
 
         def tile_finished() -> None:
@@ -512,7 +520,7 @@ class _Batch:
                 self.on_tile(done, result.tiles)
 
         start = time.perf_counter()
-        work.image = self.upscaler.upscale_image(
+        work.image = model.upscale_image(
             image, on_tile=tile_finished, outscale=self.options.outscale
         )
         result.infer_s = time.perf_counter() - start

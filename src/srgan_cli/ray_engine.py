@@ -286,7 +286,8 @@ def _result_from(row: dict[str, Any], job: Job) -> ImageResult:
 
 
 class _UpscaleRows:
-    """One Ray actor: loads the ``Upscaler`` once, then upscales row after row.
+    """One Ray actor: loads the ``Upscaler`` (for ``auto``, both models) once, then upscales
+    row after row.
 
     Everything that can go wrong with one image (bad bytes, an unwritable folder, a bug hit
     by one odd file) becomes that row's ``error``, so one file never stops the dataset.
@@ -302,9 +303,9 @@ class _UpscaleRows:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        from srgan_cli.pipeline import Upscaler
+        from srgan_cli.modelset import load_model
 
-        self.upscaler = Upscaler(**upscaler_kwargs)
+        self.upscaler = load_model(**upscaler_kwargs)  # auto: both models, once per actor
         self.run_kwargs = run_kwargs
         self.node = node_name()
 

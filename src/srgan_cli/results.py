@@ -32,10 +32,13 @@ class ImageResult:
     the batch's wall time is the report's ``total_s``. ``error`` is one line naming the file.
     ``node`` is the machine that did the work (a Ray run names the Ray node, see
     ``ray_engine.node_name``), so a report merged from many machines says where each ran.
+    ``model`` names the model that upscaled it (with ``auto``, the one its file asked for);
+    empty when no model ran.
     """
 
     input: str
     output: str
+    model: str = ""
     in_size: list[int] | None = None
     out_size: list[int] | None = None
     tiles: int = 0

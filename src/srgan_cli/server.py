@@ -50,10 +50,10 @@ from srgan_cli.errors import ImageError, SrganError, UsageError
 from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
 from srgan_cli.jobs import default_suffix
 from srgan_cli.resize import MAX_OUTSCALE, check_outscale
-from srgan_cli.weights import MODEL_NAMES
+from srgan_cli.weights import MODEL_CHOICES
 
 if TYPE_CHECKING:
-    from srgan_cli.pipeline import Upscaler
+    from srgan_cli.modelset import AnyUpscaler
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -74,12 +74,15 @@ IMAGE_FIELD = "image"
 OUTSCALE_PARAM = "outscale"
 """Query parameter for the output scale (``srgan upscale --outscale``); default 4."""
 MODEL_PARAM = "model"
-"""Query parameter naming a shipped model (``srgan upscale --model``); default: the server's."""
+"""Query parameter naming a shipped model or ``auto`` (``srgan upscale --model``); default:
+the server's."""
 MODEL_HEADER = "X-Srgan-Model"
-"""Response header naming the model that made the image."""
+"""Response header naming the model that upscaled the image (with ``auto``, the one the
+upload's header asked for: ``real`` for JPEGs at or below the threshold and lossy WebPs)."""
 DEFAULT_MAX_MODELS: int = 2
-"""Models held at once, the server's own included: each costs its weights and its graphs
-(tens of MB for the 16x64 generator), and loading one takes a second or two."""
+"""Models held at once, the server's own included (``auto`` counts as one: its members are
+the server's): each costs its weights and its graphs (tens of MB for the 16x64 generator),
+and loading one takes a second or two."""
 
 LISTEN_BACKLOG = 64
 """Connections the kernel holds until the accept loop takes them (werkzeug alone: 5)."""
@@ -101,32 +104,42 @@ class _ModelGate:
 
     def __init__(
         self,
-        upscaler: Upscaler,
+        upscaler: AnyUpscaler,
         max_models: int = DEFAULT_MAX_MODELS,
-        load: Callable[[str], Upscaler] | None = None,
+        load: Callable[[str], AnyUpscaler] | None = None,
     ) -> None:
+        from srgan_cli.modelset import members
+
         self._default = upscaler
-        self._others: OrderedDict[str, Upscaler] = OrderedDict()
+        self._members = members(upscaler)
+        self._others: OrderedDict[str, AnyUpscaler] = OrderedDict()
         self._max_others = max(0, max_models - 1)
         self._load = load or _loader_like(upscaler)
         self._lock = threading.Lock()
 
     @property
     def choices(self) -> tuple[str, ...]:
-        """The model names ``?model=`` accepts: the server's own, then the shipped ones."""
+        """The model names ``?model=`` accepts: the server's own (and, for ``auto``, its
+        members), then ``auto`` and the shipped ones when others may be loaded."""
+        own = (self._default.name, *self._members)
         if not self._max_others:
-            return (self._default.name,)
-        return tuple(dict.fromkeys((self._default.name, *MODEL_NAMES)))
+            return tuple(dict.fromkeys(own))
+        return tuple(dict.fromkeys((*own, *MODEL_CHOICES)))
 
     def upscale(
-        self, image: DecodedImage, outscale: float, model: str | None = None
-    ) -> DecodedImage:
+        self, image: DecodedImage, data: bytes, outscale: float, model: str | None = None
+    ) -> tuple[DecodedImage, str]:
+        """``image`` through the model ``model`` names (None: the server's); with ``auto``,
+        the member its upload's header (``data``) asks for. Also gives that model's name."""
         with self._lock:
-            return self._upscaler(model).upscale_image(image, outscale=outscale)
+            chosen = self._upscaler(model).pick(data)  # the header only: no pixels looked at
+            return chosen.upscale_image(image, outscale=outscale), chosen.name
 
-    def _upscaler(self, name: str | None) -> Upscaler:
+    def _upscaler(self, name: str | None) -> AnyUpscaler:
         if name is None or name == self._default.name:
             return self._default
+        if name in self._members:  # a member of the server's auto: already loaded
+            return self._members[name]
         if name in self._others:
             self._others.move_to_end(name)
             return self._others[name]
@@ -137,13 +150,13 @@ class _ModelGate:
         return upscaler
 
 
-def _loader_like(upscaler: Upscaler) -> Callable[[str], Upscaler]:
-    """Load shipped models with the server model's precision and tiling."""
+def _loader_like(upscaler: AnyUpscaler) -> Callable[[str], AnyUpscaler]:
+    """Load shipped models (or ``auto``) with the server model's precision and tiling."""
 
-    def load(name: str) -> Upscaler:
-        from srgan_cli.pipeline import Upscaler
+    def load(name: str) -> AnyUpscaler:
+        from srgan_cli.modelset import load_model
 
-        return Upscaler(
+        return load_model(
             name,
             precision=getattr(upscaler, "precision_used", "auto"),
             tile=getattr(upscaler, "tile", None),
@@ -154,22 +167,24 @@ def _loader_like(upscaler: Upscaler) -> Callable[[str], Upscaler]:
 
 
 def create_app(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MIB,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
     max_models: int = DEFAULT_MAX_MODELS,
-    load: Callable[[str], Upscaler] | None = None,
+    load: Callable[[str], AnyUpscaler] | None = None,
 ) -> Flask:
     """The Flask app serving ``upscaler`` (see the module docstring for the API).
 
     ``max_pixels`` caps width * height of an upload (400 above it); ``max_upload_bytes``
     caps the request body (413 above it); ``compress_level`` is the zlib level of the PNG
     answers. ``max_models`` (1 = only ``upscaler``) bounds the models ``?model=`` loads,
-    with ``load(name)`` (default: a shipped model at ``upscaler``'s precision and tiling).
-    The app owns the lock that serialises the model, so build one app per ``Upscaler``.
-    Safe for a threaded server.
+    with ``load(name)`` (default: a shipped model, or ``auto``, at ``upscaler``'s precision
+    and tiling). ``upscaler`` may be an ``auto`` ``ModelSet``: each upload then goes
+    through the model its own header asks for, named in the ``X-Srgan-Model`` header. The
+    app owns the lock that serialises the model, so build one app per ``Upscaler``. Safe
+    for a threaded server.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
@@ -190,12 +205,13 @@ def create_app(
         outscale = _outscale(request.args.get(OUTSCALE_PARAM))
         model = _model(request.args.get(MODEL_PARAM), gate.choices)
         name = upload.filename or IMAGE_FIELD
+        data = upload.read()
         try:
-            image = read_image(upload.read(), max_pixels=max_pixels, name=name)
+            image = read_image(data, max_pixels=max_pixels, name=name)
         except ImageError as err:
             raise BadRequest(str(err)) from err
         try:
-            result = gate.upscale(image, outscale, model)
+            result, used = gate.upscale(image, data, outscale, model)
         except SrganError as err:  # a shipped model that cannot be loaded here
             raise BadRequest(f"model {model}: {err}") from err
         data = encode_png(
@@ -204,7 +220,7 @@ def create_app(
         response = Response(data, mimetype="image/png")
         disposition = f'inline; filename="{_output_name(name, outscale)}"'
         response.headers["Content-Disposition"] = disposition
-        response.headers[MODEL_HEADER] = model or upscaler.name
+        response.headers[MODEL_HEADER] = used
         return response
 
     @app.get("/model/metadata")
@@ -277,17 +293,26 @@ def _output_name(upload_name: str, outscale: float = MAX_OUTSCALE) -> str:
     return f"{stem}{default_suffix(outscale)}.png"
 
 
-def model_metadata(upscaler: Upscaler, *, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+def model_metadata(
+    upscaler: AnyUpscaler, *, max_pixels: int, max_upload_bytes: int
+) -> dict[str, Any]:
     """``GET /model/metadata``: the seed's keys (id, name, description, type, source,
     license) describing our model, plus ``version``, ``model``, ``scale`` and the limits."""
-    card = upscaler.card
-    description = card.description or f"{upscaler.name}: x{SCALE} super-resolution generator"
+    from srgan_cli.modelset import members
+
+    cards = [(name, member.card) for name, member in members(upscaler).items()]
+    descriptions = [
+        card.description or f"{name}: x{SCALE} super-resolution generator" for name, card in cards
+    ]
+    if len(cards) > 1:
+        descriptions.insert(0, f"{upscaler.name}: each image gets the model its file asks for.")
+    hashes = ", ".join(f"{name} sha256 {card.sha256[:12]}" for name, card in cards)
     return {
         "id": METADATA_ID,
         "name": f"SRGAN x{SCALE} generator ({upscaler.name})",
-        "description": description,
+        "description": " ".join(descriptions),
         "type": METADATA_TYPE,
-        "source": f"srgan-cli {__version__}, weights trained in-house (sha256 {card.sha256[:12]})",
+        "source": f"srgan-cli {__version__}, weights trained in-house ({hashes})",
         "license": METADATA_LICENSE,
         "version": __version__,
         "model": upscaler.name,
@@ -311,7 +336,8 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
             f"'{OUTSCALE_PARAM}' times), in the input's mode (RGBA, grayscale and 16-bit "
             "grayscale are kept; alpha is upscaled bicubically). At most "
             f"{max_pixels:,} input pixels and {max_upload_bytes:,} bytes per request. "
-            "Requests queue for the model."
+            f"Requests queue for the model. The '{MODEL_HEADER}' response header names "
+            "the model used."
         ),
         "parameters": [
             {
@@ -441,7 +467,7 @@ def is_loopback(host: str) -> bool:
 
 
 def create_server(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     **app_options: Any,
@@ -485,7 +511,7 @@ def server_url(server: BaseWSGIServer) -> str:
 
 
 def serve(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,

@@ -17,7 +17,15 @@ from typing import Any
 from srgan_cli.errors import WeightsError
 
 MODEL_NAMES = ("srgan", "srresnet", "real")
-DEFAULT_MODEL = "srgan"
+AUTO_MODEL = "auto"
+"""Not a file: per image, ``srgan`` or ``real`` from the input's header (``autoselect``)."""
+AUTO_MEMBERS = ("srgan", "real")
+"""The shipped models ``auto`` holds (``autoselect.AUTO_MODELS`` names the same two)."""
+MODEL_CHOICES = (AUTO_MODEL, *MODEL_NAMES)
+"""What ``--model`` takes."""
+DEFAULT_MODEL = AUTO_MODEL
+SINGLE_DEFAULT = "srgan"
+"""The one file ``resolve`` gives when no model is named (``auto`` names two)."""
 WEIGHTS_SUFFIX = ".weights.h5"
 
 
@@ -60,7 +68,9 @@ def resolve(model: str | None = None, weights: str | Path | None = None) -> Path
     if weights is not None:
         path = Path(weights)
     else:
-        name = model or DEFAULT_MODEL
+        name = model or SINGLE_DEFAULT
+        if name == AUTO_MODEL:
+            raise WeightsError("auto is two models: load it with srgan_cli.load_model()")
         if name not in MODEL_NAMES:
             raise WeightsError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         path = shipped_weights_dir() / f"{name}{WEIGHTS_SUFFIX}"
@@ -69,6 +79,18 @@ def resolve(model: str | None = None, weights: str | Path | None = None) -> Path
     if not card_path(path).is_file():
         raise WeightsError(f"weights {path} have no card {card_path(path).name}")
     return path
+
+
+def is_auto(model: str | None, weights: str | Path | None) -> bool:
+    """Whether these options ask for ``auto`` (the default: no --model, no --weights)."""
+    return weights is None and (model or DEFAULT_MODEL) == AUTO_MODEL
+
+
+def resolve_all(model: str | None = None, weights: str | Path | None = None) -> list[Path]:
+    """Every weights file these options load: both members for ``auto``, else ``resolve``'s."""
+    if is_auto(model, weights):
+        return [resolve(name) for name in AUTO_MEMBERS]
+    return [resolve(model, weights)]
 
 
 def sha256_of(path: Path) -> str:

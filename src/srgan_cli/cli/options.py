@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from srgan_cli.autoselect import JPEG_THRESHOLD
 from srgan_cli.errors import UsageError
-from srgan_cli.weights import DEFAULT_MODEL, MODEL_NAMES
+from srgan_cli.weights import DEFAULT_MODEL, MODEL_CHOICES
 
 if TYPE_CHECKING:
-    from srgan_cli.pipeline import Upscaler
+    from srgan_cli.modelset import AnyUpscaler
 
 # Defaults shown in --help. They mirror imageio/tiling/pipeline constants, which cannot be
 # imported here without pulling in numpy; tests/test_cli.py checks that they agree.
@@ -34,10 +35,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 model_option = click.option(
     "--model",
-    type=click.Choice(MODEL_NAMES),
+    type=click.Choice(MODEL_CHOICES),
     default=None,
-    help=f"Shipped model to use [default: {DEFAULT_MODEL}]; real: for JPEGs, phone and web "
-    "photos, noisy scans.",
+    help=f"Shipped model to use [default: {DEFAULT_MODEL}: real for JPEGs of quality "
+    f"{JPEG_THRESHOLD:g} or less and lossy WebPs, srgan for everything else, chosen per image "
+    "from its header].",
 )
 weights_option = click.option(
     "--weights",
@@ -107,8 +109,9 @@ def load_upscaler(
     tile: int | None,
     tile_pad: int,
     tta: bool = False,
-) -> Upscaler:
-    """Build the ``Upscaler`` from the shared model options (imports TensorFlow).
+) -> AnyUpscaler:
+    """Build the ``Upscaler`` (or the ``auto`` ``ModelSet``) from the shared model options
+    (imports TensorFlow).
 
     Inside a worker (``srgan_cli.worker``) the command runs with the worker's model in its
     click context object; that model is handed out instead, so the call skips the load.
@@ -119,9 +122,9 @@ def load_upscaler(
     injected = injected_model()
     if injected is not None:
         return injected.held.take(model, weights, precision, tile, tile_pad, tta)
-    from srgan_cli.pipeline import Upscaler  # its weights.load_generator keeps TF quiet
+    from srgan_cli.modelset import load_model  # weights.load_generator keeps TF quiet
 
-    return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+    return load_model(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
 
 
 def check_model_choice(model: str | None, weights: Path | None) -> None:

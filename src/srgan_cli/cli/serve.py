@@ -21,9 +21,9 @@ SERVE_EXTRA_MISSING = "srgan serve needs the serve extra: pip install 'srgan-cli
 
 SERVE_EPILOG = """\b
 Examples:
-  srgan serve                                  # http://127.0.0.1:5000, model srgan
+  srgan serve                                  # http://127.0.0.1:5000, model auto
   curl --fail -F "image=@examples/astronaut.png" -o astronaut_x4.png \\
-       http://localhost:5000/model/predict     # ?model=srresnet: another shipped model
+       http://localhost:5000/model/predict     # ?model=real: one shipped model, forced
   curl http://localhost:5000/model/metadata    # JSON; the API is at /openapi.json
   srgan serve --host 0.0.0.0 --port 8080       # reachable from the network: no auth!
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -52,9 +53,9 @@ if TYPE_CHECKING:
 
 UPSCALE_EPILOG = """\b
 Examples:
-  srgan upscale photo.jpg                      # -> photo_x4.png
+  srgan upscale photo.jpg                      # -> photo_x4.png (model: auto, see --model)
   srgan upscale photo.jpg -o big.png           # one input: -o is the output file
-  srgan upscale phone.jpg --model real         # JPEGs, phone/web photos, noisy scans
+  srgan upscale scan.png --model real          # force one model: noisy scans, resized web images
   srgan upscale photo.jpg -o big.jpg --quality 90   # format from the extension
   srgan upscale photos/ -o big/ --format webp  # a batch as WebP: big/<stem>.webp
   srgan upscale photo.jpg --outscale 2         # photo_x2.png: the 4x model, Lanczos to 2x
@@ -440,18 +441,19 @@ def _run_on_ray(
     started: float,
     show_progress: bool,
 ) -> tuple[list[ImageResult], dict[str, Any]]:
-    """The jobs on Ray (``ray_engine``); the model loads in each actor, not here. Its card
-    is checked here, so missing or corrupt weights fail before any worker starts."""
+    """The jobs on Ray (``ray_engine``); the models load in each actor, not here. Their
+    cards are checked here, so missing or corrupt weights fail before any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import resolve, verify
+    from srgan_cli.weights import AUTO_MODEL, is_auto, resolve_all, verify
 
     ray_engine.check_reachable(jobs)
-    check_model_choice(model_kwargs["model"], model_kwargs["weights"])
-    card = verify(resolve(model_kwargs["model"], model_kwargs["weights"]))
-    weights = model_kwargs["weights"]
+    model, weights = model_kwargs["model"], model_kwargs["weights"]
+    check_model_choice(model, weights)
+    cards = [verify(path) for path in resolve_all(model, weights)]
+    name = AUTO_MODEL if is_auto(model, weights) else cards[0].name
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
     run_options = dict(run_kwargs)
-    existing = {name: run_options.pop(name) for name in ("overwrite", "skip_existing", "update")}
+    existing = {key: run_options.pop(key) for key in ("overwrite", "skip_existing", "update")}
     startup_s = time.perf_counter() - started
     processing_started = time.perf_counter()
     with _Progress(len(jobs), enabled=show_progress) as progress:
@@ -464,7 +466,7 @@ def _run_on_ray(
             on_image=progress.on_image,
         )
     header = {
-        "model": card.name,
+        "model": name,
         "precision": run.precision,
         "threads": settings.threads,
         "startup_s": startup_s,
@@ -491,12 +493,17 @@ def _read_stdin() -> bytes:
 
 
 def summary_line(results: Sequence[ImageResult], seconds: float, *, ignored: int = 0) -> str:
-    """'srgan: 3 images, 12.6 megapixels out, 4.2 s' plus skipped and failed counts, and
-    the earlier outputs that directories and globs held (``ignored``)."""
+    """'srgan: 3 images (2 srgan, 1 real), 12.6 megapixels out, 4.2 s' plus skipped and
+    failed counts, and the earlier outputs that directories and globs held (``ignored``);
+    the parentheses count the images each model upscaled."""
     written = [r for r in results if r.ok and r.out_size is not None]
     megapixels = sum(r.out_size[0] * r.out_size[1] for r in written if r.out_size) / 1e6
+    models = Counter(r.model for r in written if r.model)
+    ranked = sorted(models.items(), key=lambda item: (-item[1], item[0]))  # most used first
+    by_model = ", ".join(f"{count} {name}" for name, count in ranked)
     parts = [
-        f"{len(written)} image{'' if len(written) == 1 else 's'}",
+        f"{len(written)} image{'' if len(written) == 1 else 's'}"
+        + (f" ({by_model})" if by_model else ""),
         f"{megapixels:.2f} megapixels out",
         f"{seconds:.1f} s",
     ]
