@@ -118,3 +118,75 @@ def run(tiny_weights):
         return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
 
     return invoke
+
+
+def seed_variables(blocks: int = 2, channels: int = 8, stages: int = 2, seed: int = 0):
+    """Random weights with the seed generator's TF1 variable names (``generator/...``).
+
+    Convs are He-scaled so activations stay O(1); BatchNorm statistics are far from the
+    identity (means, variances and betas all random), one scope also has a gamma.
+    """
+    rng = np.random.default_rng(seed)
+    c, unit = channels, "generator/generator_unit/"
+    out: dict[str, np.ndarray] = {}
+
+    def conv(scope: str, k: int, cin: int, cout: int, bias: bool) -> None:
+        std = np.sqrt(2.0 / (k * k * cin))
+        out[f"{unit}{scope}/Conv/weights"] = rng.normal(0, std, (k, k, cin, cout))
+        if bias:
+            out[f"{unit}{scope}/Conv/biases"] = rng.normal(0, 0.1, cout)
+
+    def bn(scope: str, gamma: bool = False) -> None:
+        out[f"{unit}{scope}/beta"] = rng.normal(0, 0.2, c)
+        out[f"{unit}{scope}/moving_mean"] = rng.normal(0, 0.3, c)
+        out[f"{unit}{scope}/moving_variance"] = rng.uniform(0.3, 3.0, c)
+        if gamma:
+            out[f"{unit}{scope}/gamma"] = rng.uniform(0.5, 1.5, c)
+
+    def prelu(scope: str) -> None:
+        out[f"{unit}{scope}/Prelu/alpha"] = rng.uniform(0.0, 0.4, c)
+
+    conv("input_stage/conv", 9, 3, c, True)
+    prelu("input_stage")
+    for i in range(1, blocks + 1):
+        conv(f"resblock_{i}/conv_1", 3, c, c, False)
+        bn(f"resblock_{i}/BatchNorm")
+        prelu(f"resblock_{i}")
+        conv(f"resblock_{i}/conv_2", 3, c, c, False)
+        bn(f"resblock_{i}/BatchNorm_1")
+    conv("resblock_output/conv", 3, c, c, False)
+    bn("resblock_output/BatchNorm", gamma=True)
+    for k in range(1, stages + 1):
+        conv(f"subpixelconv_stage{k}/conv", 3, c, 4 * c, True)
+        prelu(f"subpixelconv_stage{k}")
+    conv("output_stage/conv", 9, c, 3, True)
+    return {name: value.astype(np.float32) for name, value in out.items()}
+
+
+def write_tf1_checkpoint(prefix: Path, variables: dict[str, np.ndarray]) -> Path:
+    """Save ``variables`` the way the seed did: TF1 variables and a ``tf.compat.v1`` Saver in
+    graph mode (``prefix.index`` + ``prefix.data-00000-of-00001``), with Adam slots, a
+    ``global_step`` and a discriminator variable that a reader must ignore."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        saved = [v1.get_variable(name, initializer=value) for name, value in variables.items()]
+        first = next(iter(variables))
+        saved.append(v1.get_variable(first + "/Adam", initializer=variables[first] * 0 + 1))
+        saved.append(
+            v1.get_variable("discriminator/conv/weights", initializer=np.ones(3, np.float32))
+        )
+        saved.append(v1.get_variable("global_step", initializer=np.int64(7)))
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver(saved).save(session, str(prefix), write_meta_graph=False)
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def seed_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """(prefix, variables) of a 2-block, 8-channel x4 seed generator saved as a TF1 checkpoint."""
+    variables = seed_variables()
+    prefix = tmp_path_factory.mktemp("seed") / "model"
+    return write_tf1_checkpoint(prefix, variables), variables

@@ -126,7 +126,7 @@ def _register_builtins() -> None:
 
 
 # Modules (numpy-only at import) that each define ``ARCH``; identification tries them in order.
-_BUILTINS: tuple[str, ...] = ()
+_BUILTINS: tuple[str, ...] = ("seed_srgan",)
 
 
 _register_builtins()
