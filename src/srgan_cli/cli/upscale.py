@@ -23,12 +23,13 @@ from srgan_cli.cli.options import (
     check_model_choice,
     load_upscaler,
     model_options,
+    quiet_tensorflow_startup,
     stderr_is_terminal,
     tta_option,
 )
 from srgan_cli.errors import UsageError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
-from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
+from srgan_cli.jobs import Job, plan_jobs
 from srgan_cli.shards import parse_shard, select_shard
 from srgan_cli.streams import binary_stdin, binary_stdout
 from srgan_cli.worker import client as worker_client
@@ -79,9 +80,9 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories of INPUT.")
 @click.option(
     "--suffix",
-    default=DEFAULT_SUFFIX,
-    show_default=True,
-    help="Added to the stem of outputs written beside their input.",
+    default=None,
+    help="Added to the stem of outputs written beside their input [default: _x and the "
+    "output scale, e.g. _x4].",
 )
 @model_options
 @tta_option
@@ -109,11 +110,11 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
 )
 @click.option(
     "--outscale",
-    type=click.FloatRange(0, 4, min_open=True),
-    default=4.0,
-    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    default=None,
     metavar="F",
-    help="Output scale (0 < F <= 4): the 4x model, then a Lanczos resize to F x the input.",
+    help="Output scale (0 < F <= the model's scale) [default: the model's scale]: the "
+    "model, then a Lanczos resize to F x the input.",
 )
 @click.option(
     "--compress-level",
@@ -180,7 +181,7 @@ def upscale(
     inputs: tuple[str, ...],
     output: str | None,
     recursive: bool,
-    suffix: str,
+    suffix: str | None,
     model: str | None,
     weights: Path | None,
     precision: str,
@@ -190,7 +191,7 @@ def upscale(
     report: Path | None,
     output_format: str | None,
     quality: int,
-    outscale: float,
+    outscale: float | None,
     compress_level: int,
     max_pixels: int,
     overwrite: bool,
@@ -218,6 +219,9 @@ def upscale(
     if report is not None:
         pipeline.check_report_path(report)
     part = None if shard is None else parse_shard(shard)
+    scale = outscale if outscale is not None else model_scale(model, weights)
+    if suffix is None:
+        suffix = f"_x{scale:g}"
     jobs = plan_jobs(
         inputs, output, recursive=recursive, suffix=suffix, output_format=output_format
     )
@@ -305,11 +309,11 @@ def _run_on_ray(
     """The jobs on Ray (``ray_engine``); the model loads in each actor, not here. Its card
     is checked here, so missing or corrupt weights fail before any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import resolve, verify
+    from srgan_cli.weights import card_for, resolve
 
     ray_engine.check_reachable(jobs)
     check_model_choice(model_kwargs["model"], model_kwargs["weights"])
-    card = verify(resolve(model_kwargs["model"], model_kwargs["weights"]))
+    card = card_for(resolve(model_kwargs["model"], model_kwargs["weights"]))
     weights = model_kwargs["weights"]
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
     run_options = dict(run_kwargs)
@@ -334,6 +338,16 @@ def _run_on_ray(
         "total_s": time.perf_counter() - processing_started,
     }
     return run.results, header
+
+
+def model_scale(model: str | None, weights: Path | None) -> int:
+    """The scale of the model a run will use, from its card or its file (no TensorFlow, except
+    to read a TF checkpoint not converted yet), so outputs can be named before it loads."""
+    from srgan_cli.weights import model_spec, resolve
+
+    check_model_choice(model, weights)
+    with quiet_tensorflow_startup():
+        return model_spec(resolve(model, weights)).scale
 
 
 def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
