@@ -47,8 +47,10 @@ class ModelSpec:
         parts = [f"{self.params[k]} {label}" for k, label in _LABELS if k in self.params]
         head = self.arch + (f" ({self.params['layout']} keys)" if "layout" in self.params else "")
         parts.append(f"x{self.scale}")
-        if self.num_params:
+        if self.num_params >= 100_000:
             parts.append(f"{self.num_params / 1e6:.1f} M params")
+        elif self.num_params:
+            parts.append(f"{self.num_params / 1e3:.1f} k params")
         return f"{head} {', '.join(parts)}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def _register_builtins() -> None:
 
 
 # Modules (numpy-only at import) that each define ``ARCH``; identification tries them in order.
-_BUILTINS: tuple[str, ...] = ("seed_srgan",)
+_BUILTINS: tuple[str, ...] = ("rrdbnet", "srvgg", "msrresnet", "srresnet", "seed_srgan")
 
 
 _register_builtins()
