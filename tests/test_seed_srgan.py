@@ -72,7 +72,7 @@ def test_identify_infers_blocks_channels_scale(seed_checkpoint):
     arch, spec = archs.identify(read_checkpoint(seed_checkpoint[0]))
     assert arch.name == "SeedSRGAN"
     assert (spec.scale, spec.params["num_block"], spec.params["num_feat"]) == (4, 2, 8)
-    assert spec.describe() == "SeedSRGAN 2 blocks, 8 feat, x4, 0.0 M params"
+    assert spec.describe() == "SeedSRGAN 2 blocks, 8 feat, x4, 11.5 k params"
 
 
 @pytest.mark.parametrize("stages", [2, 1])

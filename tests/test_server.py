@@ -293,7 +293,13 @@ def test_unexpected_error_is_json_500_and_logged(caplog):
         raise RuntimeError("model fell over")
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=explode)
+    stub = SimpleNamespace(
+        name="stub",
+        card=card,
+        scale=4,
+        spec=SimpleNamespace(arch="SRResNet"),
+        upscale_image=explode,
+    )
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -369,7 +375,13 @@ def test_model_runs_one_request_at_a_time(tmp_path):
         return image
 
     card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=slow_identity)
+    stub = SimpleNamespace(
+        name="stub",
+        card=card,
+        scale=4,
+        spec=SimpleNamespace(arch="SRResNet"),
+        upscale_image=slow_identity,
+    )
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:

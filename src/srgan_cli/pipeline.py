@@ -201,17 +201,24 @@ class Upscaler:
         return out[:, : height * self.scale, : width * self.scale]
 
     def tile_size(self, height: int, width: int) -> int:
-        """The tile side used for an image of this size (0 = whole image)."""
+        """The tile side used for an image of this size (0 = whole image), a multiple of the
+        model's ``input_multiple`` so that tiles meet its pixel-unshuffle grid."""
         if self.tile is not None:
-            return self.tile
+            return _round_up(self.tile, self.spec.input_multiple)
         output_bytes = 2 * (self.scale * self.scale * height * width * 3)
         budget = self.memory_budget - RUNTIME_BASELINE_BYTES - output_bytes
         budget = max(budget, min(MIN_ACTIVATION_BUDGET, self.memory_budget))
-        return auto_tile_size(height, width, budget, self.bytes_per_px, pad=self.tile_pad)
+        side = auto_tile_size(height, width, budget, self.bytes_per_px, pad=self.tile_pad)
+        return _round_up(side, self.spec.input_multiple)
+
+    @property
+    def pad(self) -> int:
+        """The tile context used: ``tile_pad`` rounded up to the model's input multiple."""
+        return _round_up(self.tile_pad, self.spec.input_multiple)
 
     def tiles_for(self, height: int, width: int) -> int:
         """How many model calls an image of ``height`` x ``width`` input pixels takes."""
-        return len(plan_tiles(height, width, self.tile_size(height, width), self.tile_pad))
+        return len(plan_tiles(height, width, self.tile_size(height, width), self.pad))
 
     def upscale(
         self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float | None = None
@@ -256,10 +263,14 @@ class Upscaler:
             pixels,
             self._infer,
             tile=self.tile_size(height, width),
-            pad=self.tile_pad,
+            pad=self.pad,
             scale=self.scale,
             on_tile=on_tile,
         )
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from werkzeug.utils import secure_filename
 from srgan_cli import SCALE, __version__
 from srgan_cli.errors import ImageError, SrganError, UsageError
 from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
-from srgan_cli.resize import MAX_OUTSCALE, check_outscale
+from srgan_cli.resize import check_outscale
 
 if TYPE_CHECKING:
     from srgan_cli.pipeline import Upscaler
@@ -113,7 +113,9 @@ def create_app(
     app.config["MAX_FORM_MEMORY_SIZE"] = max_upload_bytes  # text fields: same limit, same 413
     gate = _ModelGate(upscaler)
     metadata = model_metadata(upscaler, max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
-    spec = openapi_spec(max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
+    spec = openapi_spec(
+        max_pixels=max_pixels, max_upload_bytes=max_upload_bytes, scale=upscaler.scale
+    )
 
     @app.post("/model/predict")
     def predict() -> Response:
@@ -123,7 +125,7 @@ def create_app(
                 f"missing file field {IMAGE_FIELD!r}: send the image as multipart/form-data, "
                 f'e.g. curl -F "{IMAGE_FIELD}=@photo.png" -XPOST {request.base_url}'
             )
-        outscale = _outscale(request.args.get(OUTSCALE_PARAM))
+        outscale = _outscale(request.args.get(OUTSCALE_PARAM), upscaler.scale)
         name = upload.filename or IMAGE_FIELD
         try:
             image = read_image(upload.read(), max_pixels=max_pixels, name=name)
@@ -134,7 +136,9 @@ def create_app(
             result.pixels, result.alpha, result.mode, result.icc_profile, compress_level
         )
         response = Response(data, mimetype="image/png")
-        response.headers["Content-Disposition"] = f'inline; filename="{_output_name(name)}"'
+        response.headers["Content-Disposition"] = (
+            f'inline; filename="{_output_name(name, outscale)}"'
+        )
         return response
 
     @app.get("/model/metadata")
@@ -147,7 +151,7 @@ def create_app(
 
     @app.get("/")
     def index() -> Response:
-        return Response(_index_html(upscaler.name), mimetype="text/html")
+        return Response(_index_html(upscaler.name, upscaler.scale), mimetype="text/html")
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
@@ -170,12 +174,13 @@ def create_app(
     return app
 
 
-def _outscale(raw: str | None) -> float:
-    """The ``outscale`` query parameter (default 4); BadRequest (400) for a bad value."""
+def _outscale(raw: str | None, scale: int) -> float:
+    """The ``outscale`` query parameter (default: the model's ``scale``); BadRequest (400)
+    for a bad value."""
     if raw is None:
-        return MAX_OUTSCALE
+        return float(scale)
     try:
-        return check_outscale(float(raw))
+        return check_outscale(float(raw), scale)
     except ValueError:
         raise BadRequest(f"{OUTSCALE_PARAM} must be a number, got {raw!r}") from None
     except UsageError as err:
@@ -186,32 +191,37 @@ def _error_json(message: str) -> str:
     return json.dumps({"status": "error", "message": message}) + "\n"
 
 
-def _output_name(upload_name: str) -> str:
-    """'food.png' -> 'food_x4.png', reduced to safe ASCII for the Content-Disposition header."""
+def _output_name(upload_name: str, outscale: float) -> str:
+    """'food.png' -> 'food_x4.png' (the output scale), reduced to safe ASCII for the
+    Content-Disposition header."""
     stem = secure_filename(PurePath(upload_name).stem) or "result"
-    return f"{stem}_x4.png"
+    return f"{stem}_x{outscale:g}.png"
 
 
 def model_metadata(upscaler: Upscaler, *, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
     """``GET /model/metadata``: the seed's keys (id, name, description, type, source,
     license) describing our model, plus ``version``, ``model``, ``scale`` and the limits."""
-    card = upscaler.card
-    description = card.description or f"{upscaler.name}: x{SCALE} super-resolution generator"
+    card, scale = upscaler.card, upscaler.scale
+    description = card.description or f"{upscaler.name}: x{scale} super-resolution generator"
+    source = f"srgan-cli {__version__}, weights trained in-house (sha256 {card.sha256[:12]})"
+    if card.source:
+        source = f"imported from {card.source['file']} (sha256 {card.source['sha256'][:12]})"
     return {
         "id": METADATA_ID,
-        "name": f"SRGAN x{SCALE} generator ({upscaler.name})",
+        "name": f"{upscaler.spec.arch} x{scale} generator ({upscaler.name})",
         "description": description,
         "type": METADATA_TYPE,
-        "source": f"srgan-cli {__version__}, weights trained in-house (sha256 {card.sha256[:12]})",
-        "license": METADATA_LICENSE,
+        "source": source,
+        "license": card.license if card.source else METADATA_LICENSE,
         "version": __version__,
         "model": upscaler.name,
-        "scale": SCALE,
+        "arch": upscaler.spec.arch,
+        "scale": scale,
         "limits": {"max_pixels": max_pixels, "max_upload_bytes": max_upload_bytes},
     }
 
 
-def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+def openapi_spec(*, max_pixels: int, max_upload_bytes: int, scale: int = SCALE) -> dict[str, Any]:
     """A hand-written OpenAPI 3.0 description of the endpoints, served at ``/openapi.json``."""
     error = {"$ref": "#/components/schemas/Error"}
 
@@ -219,10 +229,10 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         return {"description": why, "content": {"application/json": {"schema": error}}}
 
     predict = {
-        "summary": f"Upscale an image {SCALE}x",
+        "summary": f"Upscale an image {scale}x",
         "description": (
             "Upload one image (PNG, JPEG, BMP, TIFF, WebP or GIF) as the multipart field "
-            f"'{IMAGE_FIELD}'. The answer is a PNG {SCALE}x the width and height (or "
+            f"'{IMAGE_FIELD}'. The answer is a PNG {scale}x the width and height (or "
             f"'{OUTSCALE_PARAM}' times), in the input's mode (RGBA, grayscale and 16-bit "
             "grayscale are kept; alpha is upscaled bicubically). At most "
             f"{max_pixels:,} input pixels and {max_upload_bytes:,} bytes per request. "
@@ -234,15 +244,15 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "description": (
-                    f"Output scale F, 0 < F <= {MAX_OUTSCALE:g}: the model's {SCALE}x, then a "
+                    f"Output scale F, 0 < F <= {scale}: the model's {scale}x, then a "
                     "Lanczos resize to F times the input size (rounded)"
                 ),
                 "schema": {
                     "type": "number",
                     "minimum": 0,
                     "exclusiveMinimum": True,
-                    "maximum": MAX_OUTSCALE,
-                    "default": MAX_OUTSCALE,
+                    "maximum": scale,
+                    "default": scale,
                 },
             }
         ],
@@ -260,7 +270,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         },
         "responses": {
             "200": {
-                "description": f"The {SCALE}x image",
+                "description": f"The {scale}x image (or outscale times)",
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
             },
             "400": error_response(
@@ -287,7 +297,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         "info": {
             "title": "srgan",
             "version": __version__,
-            "description": f"{SCALE}x photo upscaling with an in-house SRGAN generator",
+            "description": f"{scale}x photo upscaling with a super-resolution generator",
         },
         "paths": {
             "/model/predict": {"post": predict},
@@ -309,6 +319,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                     "properties": {
                         **{key: text for key in ("id", "name", "description", "type")},
                         **{key: text for key in ("source", "license", "version", "model")},
+                        "arch": text,
                         "scale": {"type": "integer"},
                         "limits": {"type": "object"},
                     },
@@ -318,13 +329,13 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
     }
 
 
-def _index_html(model_name: str) -> str:
+def _index_html(model_name: str, scale: int) -> str:
     """A minimal landing page: what this is, how to call it, where the API description is."""
     name = html.escape(model_name)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>srgan serve</title></head>
 <body>
-<h1>srgan {html.escape(__version__)}: {SCALE}x upscaling with model {name}</h1>
+<h1>srgan {html.escape(__version__)}: {scale}x upscaling with model {name}</h1>
 <p><code>curl -F "image=@photo.png" -XPOST http://HOST:PORT/model/predict &gt; big.png</code></p>
 <ul>
 <li><a href="openapi.json">openapi.json</a>: the API (OpenAPI 3)</li>

@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from srgan_cli import SCALE
 from srgan_cli.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 MODEL_NAMES = ("srgan", "srresnet", "real")
 OWN_ARCH = "SRResNet"
 """``ModelSpec.arch`` of our own generator (``model.py``); its cards carry no ``arch`` key."""
-OWN_SCALE = SCALE
 DEFAULT_MODEL = "srgan"
 WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -124,11 +122,14 @@ def verify(path: Path) -> WeightCard:
 
 def spec_of(card: WeightCard) -> ModelSpec:
     """The card's architecture as a ``ModelSpec``; a card without ``arch`` is our SRResNet."""
-    from srgan_cli.archs import ModelSpec
+    from types import SimpleNamespace
+
+    from srgan_cli.archs import ModelSpec, srresnet
 
     if "arch" in card.architecture:
         return ModelSpec.from_dict(card.architecture)
-    return ModelSpec(OWN_ARCH, dict(card.architecture), scale=OWN_SCALE)
+    defaults = {"blocks": 16, "channels": 64, "batch_norm": False}  # GeneratorConfig's
+    return srresnet.spec_for(SimpleNamespace(**{**defaults, **card.architecture}))
 
 
 def card_for(path: Path) -> WeightCard:

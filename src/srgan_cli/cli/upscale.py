@@ -219,7 +219,10 @@ def upscale(
     if report is not None:
         pipeline.check_report_path(report)
     part = None if shard is None else parse_shard(shard)
-    scale = outscale if outscale is not None else model_scale(model, weights)
+    own_scale = model_scale(model, weights)
+    if outscale is not None and outscale > own_scale:
+        raise UsageError(f"--outscale must be <= {own_scale} (the model's scale), got {outscale:g}")
+    scale = own_scale if outscale is None else outscale
     if suffix is None:
         suffix = f"_x{scale:g}"
     jobs = plan_jobs(
