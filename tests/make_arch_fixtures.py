@@ -124,10 +124,16 @@ def _randomize(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def rrdbnet(scale: int, num_feat: int, num_block: int, growth: int, seed: int = 0):
-    """(spandrel old-arch RRDBNet, its BasicSR-layout state dict) for x1/x2 (unshuffle)..x8."""
+def rrdbnet(
+    scale: int, num_feat: int, num_block: int, growth: int, seed: int = 0, unshuffle: bool = True
+):
+    """(spandrel old-arch RRDBNet, its BasicSR-layout state dict), x1 to x8.
+
+    Real-ESRGAN's x2 and x1 pixel-unshuffle the input and keep two up stages; BSRGAN's and
+    old ESRGAN x2 files (``unshuffle=False``) have a single up stage instead.
+    """
     esrgan = _spandrel("architectures.ESRGAN")
-    unshuffle = {1: 4, 2: 2}.get(scale, 1)
+    unshuffle = {1: 4, 2: 2}.get(scale, 1) if unshuffle else 1
     with _growth(growth):
         model = esrgan.ESRGAN(
             in_nc=3 * unshuffle**2,
@@ -237,13 +243,15 @@ def _fixtures():
         (4, "rrdb_esrgan_x4.pth", "plain", torch.float32),
         (2, "rrdb_esrgan_x2.pth", "legacy", torch.float32),
     ):
-        model, state = rrdbnet(scale, **(two_blocks if scale == 4 else small_rrdb), seed=10 + scale)
+        hp = two_blocks if scale == 4 else small_rrdb
+        model, state = rrdbnet(scale, **hp, seed=10 + scale, unshuffle=False)
         yield name, model, basicsr_to_esrgan(state), fmt, dtype
     for scale, name, fmt, dtype in (
         (4, "rrdb_bsrgan_x4.safetensors", "plain", torch.bfloat16),
         (2, "rrdb_bsrgan_x2.pth", "module", torch.float32),
     ):
-        model, state = rrdbnet(scale, **(two_blocks if scale == 4 else small_rrdb), seed=20 + scale)
+        hp = two_blocks if scale == 4 else small_rrdb
+        model, state = rrdbnet(scale, **hp, seed=20 + scale, unshuffle=False)
         yield name, model, basicsr_to_bsrgan(state), fmt, dtype
     for scale, name, fmt, dtype in (
         (4, "srvgg_x4.pth", "params", torch.float32),
