@@ -190,3 +190,79 @@ def seed_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     variables = seed_variables()
     prefix = tmp_path_factory.mktemp("seed") / "model"
     return write_tf1_checkpoint(prefix, variables), variables
+
+
+def _torch_conv(rng: np.random.Generator, state: dict, key: str, cout: int, cin: int) -> None:
+    """A PyTorch-layout (OIHW) 3x3 conv with small random weights, as ``key.weight/.bias``."""
+    std = 0.5 / np.sqrt(9 * cin)
+    state[f"{key}.weight"] = rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32)
+    state[f"{key}.bias"] = rng.normal(0, 0.02, cout).astype(np.float32)
+
+
+def rrdbnet_x2_state(num_block: int = 1, nf: int = 8, gc: int = 4, seed: int = 0) -> dict:
+    """A tiny BasicSR RRDBNet x2 (Real-ESRGAN x2plus's shape: pixel-unshuffle 2 in, two x2
+    stages), random weights, PyTorch key names and layouts."""
+    rng = np.random.default_rng(seed)
+    state: dict[str, np.ndarray] = {}
+    _torch_conv(rng, state, "conv_first", nf, 12)
+    for b in range(num_block):
+        for r in range(1, 4):
+            for c in range(1, 6):
+                cout = nf if c == 5 else gc
+                _torch_conv(rng, state, f"body.{b}.rdb{r}.conv{c}", cout, nf + (c - 1) * gc)
+    for key in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
+        _torch_conv(rng, state, key, nf, nf)
+    _torch_conv(rng, state, "conv_last", 3, nf)
+    state["conv_last.bias"] += 0.5  # mid-grey output, so clipping hides nothing
+    return state
+
+
+def compact_x1_state(nf: int = 8, num_conv: int = 2, seed: int = 0) -> dict:
+    """A tiny SRVGGNetCompact x1 (Real-ESRGAN's ``body.N`` keys; PReLU slopes), random."""
+    rng = np.random.default_rng(seed)
+    state: dict[str, np.ndarray] = {}
+    _torch_conv(rng, state, "body.0", nf, 3)
+    for i in range(num_conv + 1):
+        state[f"body.{2 * i + 1}.weight"] = rng.uniform(0, 0.3, nf).astype(np.float32)
+        if i < num_conv:
+            _torch_conv(rng, state, f"body.{2 * i + 2}", nf, nf)
+    _torch_conv(rng, state, f"body.{2 * num_conv + 2}", 3, nf)
+    return state
+
+
+def save_safetensors(path: Path, state: dict) -> Path:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def rrdb_x2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_safetensors(
+        tmp_path_factory.mktemp("foreign") / "rrdb_x2.safetensors", rrdbnet_x2_state()
+    )
+
+
+@pytest.fixture(scope="session")
+def compact_x1_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_safetensors(
+        tmp_path_factory.mktemp("foreign") / "compact_x1.safetensors", compact_x1_state()
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Converted foreign models go to a cache private to the test session (workers and Ray
+    actors inherit it), never to the developer's ~/.cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    saved = os.environ.get("SRGAN_CACHE_DIR")
+    os.environ["SRGAN_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("SRGAN_CACHE_DIR", None)
+    else:
+        os.environ["SRGAN_CACHE_DIR"] = saved

@@ -67,9 +67,14 @@ def read_state(path: Path) -> StateDict:
         from srgan_cli.modelfile.tfckpt import read_checkpoint
 
         return read_checkpoint(prefix)
+    from srgan_cli.archs import ARCHS
     from srgan_cli.modelfile import read_state as read_torch_state
 
-    return read_torch_state(path)
+    try:
+        return read_torch_state(path)
+    except ModelFileError as err:
+        supported = ", ".join(arch.name for arch in ARCHS)
+        raise ModelFileError(f"{err}; supported architectures: {supported}") from None
 
 
 def inspect(path: Path) -> ModelSpec:
