@@ -194,7 +194,7 @@ def seed_checkpoint(tmp_path_factory: pytest.TempPathFactory):
 
 def _torch_conv(rng: np.random.Generator, state: dict, key: str, cout: int, cin: int) -> None:
     """A PyTorch-layout (OIHW) 3x3 conv with small random weights, as ``key.weight/.bias``."""
-    std = 0.5 / np.sqrt(9 * cin)
+    std = 1.0 / np.sqrt(9 * cin)
     state[f"{key}.weight"] = rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32)
     state[f"{key}.bias"] = rng.normal(0, 0.02, cout).astype(np.float32)
 
@@ -213,7 +213,7 @@ def rrdbnet_x2_state(num_block: int = 1, nf: int = 8, gc: int = 4, seed: int = 0
     for key in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
         _torch_conv(rng, state, key, nf, nf)
     _torch_conv(rng, state, "conv_last", 3, nf)
-    state["conv_last.bias"] += 0.5  # mid-grey output, so clipping hides nothing
+    state["conv_last.bias"] += 0.5  # mid-grey output, detail well inside [0, 1]
     return state
 
 
