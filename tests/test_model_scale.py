@@ -152,3 +152,32 @@ def test_ray_local_runs_an_imported_model(seed_checkpoint, tmp_path):
         ):
             assert a.size == b.size == ((9 + i) * 4, 28)
             assert np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
+
+
+def test_eval_runs_the_protocol_at_the_model_scale(rrdb_x2: Upscaler, compact_x1_file, tmp_path):
+    from srgan_cli.evaluate import BenchmarkSet, evaluate, score_image
+
+    hr_path = make_image(tmp_path / "set" / "h.png", "RGB", (27, 19), seed=7)
+    result = evaluate([BenchmarkSet("set", (hr_path,))], rrdb_x2)
+    data = result.to_dict()
+    assert data["protocol"]["scale"] == 2 and "x1/2" in data["protocol"]["degradation"]
+    assert np.isfinite(data["sets"][0]["psnr"])
+    compact = Upscaler(weights=compact_x1_file, precision="fp32")
+    hr = np.asarray(Image.open(hr_path))
+    score = score_image(hr, compact)
+    expected_lr = hr  # an x1 model is scored on the input itself
+    out = compact.upscale(expected_lr)
+    from srgan_cli.metrics import psnr
+
+    assert score.psnr == pytest.approx(psnr(hr, out, border=1))
+    assert score.bicubic_psnr == float("inf") or score.bicubic_psnr > 90  # bicubic x1 = HR
+
+
+def test_bench_reports_an_imported_model(rrdb_x2: Upscaler):
+    from srgan_cli.bench import measure_model, report_lines
+
+    result = measure_model(rrdb_x2, size=16, repeats=1)
+    assert result["output_size"] == [32, 32] and result["gflops"] is None
+    assert result["architecture"]["arch"] == "RRDBNet"
+    lines = report_lines({**result, "matmul_peak_gflops": 1.0, "percent_of_peak": None})
+    assert "RRDBNet" in lines[0] and "16x16 -> 32x32" in lines[1]

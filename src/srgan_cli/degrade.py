@@ -115,10 +115,12 @@ class Chain:
     resizer: str
     steps: tuple[tuple[str, float], ...]
 
-    def apply(self, hr: np.ndarray, seed: int = 0) -> np.ndarray:
-        """HR (sides multiples of 4) -> degraded LR; noise is drawn from ``seed``."""
+    def apply(self, hr: np.ndarray, seed: int = 0, factor: int = SCALE) -> np.ndarray:
+        """HR (sides multiples of ``factor``) -> degraded x1/``factor`` LR (``factor`` 1: the
+        HR itself, then the steps); noise is drawn from ``seed``."""
         rng = np.random.default_rng(seed)
-        lr = resize(hr, downscaled_size(hr), self.resizer)
+        size = downscaled_size(hr, factor)
+        lr = hr if factor == 1 else resize(hr, size, self.resizer)
         for kind, amount in self.steps:
             lr = jpeg(lr, int(amount)) if kind == "jpeg" else gaussian_noise(lr, amount, rng)
         return lr
