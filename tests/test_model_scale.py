@@ -90,7 +90,8 @@ def test_report_names_the_model(rrdb_x2_file, tmp_path):
     report = tmp_path / "r.json"
     assert upscale(source, "--weights", rrdb_x2_file, "--report", report, "-q").exit_code == 0
     data = json.loads(report.read_text())
-    assert data["model"] == "rrdb_x2" and data["images"][0]["out_size"] == [16, 12]
+    assert (data["model"], data["arch"], data["scale"]) == ("rrdb_x2", "RRDBNet", 2)
+    assert data["images"][0]["out_size"] == [16, 12]
 
 
 def test_serve_answers_at_the_model_scale(rrdb_x2: Upscaler, tmp_path):

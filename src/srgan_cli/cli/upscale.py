@@ -293,6 +293,8 @@ def _run_here(
         )
     header = {
         "model": upscaler.name,
+        "arch": upscaler.spec.arch,
+        "scale": upscaler.scale,
         "precision": upscaler.precision_used,
         "threads": pipeline.inference_threads(),
         "startup_s": startup_s,
@@ -312,7 +314,7 @@ def _run_on_ray(
     """The jobs on Ray (``ray_engine``); the model loads in each actor, not here. Its card
     is checked here, so missing or corrupt weights fail before any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import card_for, resolve
+    from srgan_cli.weights import card_for, resolve, spec_of
 
     ray_engine.check_reachable(jobs)
     check_model_choice(model_kwargs["model"], model_kwargs["weights"])
@@ -333,8 +335,11 @@ def _run_on_ray(
             skip_existing=skip_existing,
             on_image=progress.on_image,
         )
+    spec = spec_of(card)
     header = {
         "model": card.name,
+        "arch": spec.arch,
+        "scale": spec.scale,
         "precision": run.precision,
         "threads": settings.threads,
         "startup_s": startup_s,
