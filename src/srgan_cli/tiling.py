@@ -29,9 +29,17 @@ DEFAULT_TILE_PAD = 32
 # SRResNet: peak RSS growth of one whole-image call, 200x200 and 400x400 inputs, fp32 and
 # bf16 alike: about 18.2 KB per input pixel = 71 values x 64 channels x 4 B; the x2 stages
 # hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies.
+# Imported archs (peak RSS growth of one whole-image predict_on_batch after a warm-up, random
+# weights, fp32, x4, 2 cores): RRDBNet 23 blocks/64 feat/32 growth 8.2 KB at 64x64 and 10.4 KB
+# at 112x112 (rounded up to 12 KB for larger tiles); SRVGGNetCompact 32 convs/64 feat 1.45 KB
+# (96x96) and 1.26 KB (160x160); SeedSRGAN 16 blocks/64 feat 16.7 and 16.8 KB. MSRResNet could
+# not be measured (its bilinear base fails in predict_on_batch); it gets SRResNet's value.
 PEAK_BYTES_PER_PX: dict[str, tuple[int, int]] = {
     "SRResNet": (72 * 64 * 4, 64),
-    "SeedSRGAN": (72 * 64 * 4, 64),
+    "SeedSRGAN": (17_000, 64),
+    "RRDBNet": (12_000, 64),
+    "SRVGGNetCompact": (1_600, 64),
+    "MSRResNet": (72 * 64 * 4, 64),
 }
 """arch -> (peak bytes per input pixel, at this width); unknown archs use the largest."""
 # Smallest tile auto_tile_size returns: below it the pad context costs more than the core.
