@@ -288,18 +288,18 @@ def test_pixel_and_upload_limits(upscaler, tmp_path):
         assert predict(url, png_bytes(tmp_path, "RGB", (10, 10), seed=6)).body == small.body
 
 
+def stub_upscaler(upscale_image) -> SimpleNamespace:
+    """What ``create_app`` reads of an ``Upscaler``, with ``upscale_image`` of the test's."""
+    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
+    spec = SimpleNamespace(arch="SRResNet")
+    return SimpleNamespace(name="stub", card=card, scale=4, spec=spec, upscale_image=upscale_image)
+
+
 def test_unexpected_error_is_json_500_and_logged(caplog):
     def explode(image, outscale=4.0):
         raise RuntimeError("model fell over")
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(
-        name="stub",
-        card=card,
-        scale=4,
-        spec=SimpleNamespace(arch="SRResNet"),
-        upscale_image=explode,
-    )
+    stub = stub_upscaler(explode)
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -374,14 +374,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
             active -= 1
         return image
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(
-        name="stub",
-        card=card,
-        scale=4,
-        spec=SimpleNamespace(arch="SRResNet"),
-        upscale_image=slow_identity,
-    )
+    stub = stub_upscaler(slow_identity)
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:
