@@ -182,6 +182,8 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
         assert set(data) == {
             "version",
             "model",
+            "arch",
+            "scale",
             "precision",
             "threads",
             "startup_s",
@@ -189,6 +191,7 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
             "images",
         }
         assert data["model"] == "tiny" and data["precision"] in ("fp32", "bf16")
+        assert (data["arch"], data["scale"]) == ("SRResNet", 4)
         # total_s is the processing after startup: the two add up to at most the wall time
         assert data["startup_s"] > 0 and data["total_s"] > 0
         assert data["startup_s"] + data["total_s"] <= wall

@@ -174,10 +174,7 @@ def test_readme_curl_example_works_and_a_failure_leaves_no_file(base, tmp_path):
 
 def test_model_parameter_loads_on_demand_and_keeps_at_most_max_models(tmp_path):
     def stub(name: str) -> SimpleNamespace:
-        card = WeightCard(name=name, architecture={}, sha256="0" * 64)
-        model = SimpleNamespace(name=name, card=card, upscale_image=lambda image, outscale: image)
-        model.pick = lambda source=None: model
-        return model
+        return stub_upscaler(lambda image, outscale: image, name)
 
     loads: list[str] = []
 
@@ -357,13 +354,20 @@ def test_pixel_and_upload_limits(upscaler, tmp_path):
         assert predict(url, png_bytes(tmp_path, "RGB", (10, 10), seed=6)).body == small.body
 
 
+def stub_upscaler(upscale_image, name: str = "stub") -> SimpleNamespace:
+    """What ``create_app`` reads of an ``Upscaler``, with ``upscale_image`` of the test's."""
+    card = WeightCard(name=name, architecture={}, sha256="0" * 64)
+    spec = SimpleNamespace(arch="SRResNet")
+    stub = SimpleNamespace(name=name, card=card, scale=4, spec=spec, upscale_image=upscale_image)
+    stub.pick = lambda source=None: stub  # one model, whatever the upload
+    return stub
+
+
 def test_unexpected_error_is_json_500_and_logged(caplog):
     def explode(image, outscale=4.0):
         raise RuntimeError("model fell over")
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=explode)
-    stub.pick = lambda source=None: stub
+    stub = stub_upscaler(explode)
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -438,9 +442,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
             active -= 1
         return image
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=slow_identity)
-    stub.pick = lambda source=None: stub
+    stub = stub_upscaler(slow_identity)
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:

@@ -124,15 +124,19 @@ class Chain:
     resizer: str
     steps: tuple[tuple[str, float], ...]
 
-    def apply(self, hr: np.ndarray, seed: int = 0) -> np.ndarray:
-        """HR (sides multiples of 4) -> degraded LR; noise is drawn from ``seed``."""
-        return self.apply_encoded(hr, seed)[0]
+    def apply(self, hr: np.ndarray, seed: int = 0, factor: int = SCALE) -> np.ndarray:
+        """HR (sides multiples of ``factor``) -> degraded x1/``factor`` LR (``factor`` 1: the
+        HR itself, then the steps); noise is drawn from ``seed``."""
+        return self.apply_encoded(hr, seed, factor)[0]
 
-    def apply_encoded(self, hr: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bytes | None]:
+    def apply_encoded(
+        self, hr: np.ndarray, seed: int = 0, factor: int = SCALE
+    ) -> tuple[np.ndarray, bytes | None]:
         """``apply``, and the LR's file when the chain's last step is a JPEG encode: the
         bytes whose header ``--model auto`` reads (None otherwise: a lossless array)."""
         rng = np.random.default_rng(seed)
-        lr = resize(hr, downscaled_size(hr), self.resizer)
+        size = downscaled_size(hr, factor)
+        lr = hr if factor == 1 else resize(hr, size, self.resizer)
         data = None
         for kind, amount in self.steps:
             if kind == "jpeg":

@@ -15,7 +15,6 @@ from typing import Any
 
 from PIL import Image
 
-from srgan_cli import SCALE
 from srgan_cli.autoselect import AUTO, AUTO_MODELS, CLEAN_MODEL, JPEG_THRESHOLD, choose_model
 from srgan_cli.pipeline import DEFAULT_MEMORY_BUDGET, ImageLike, OnTile, Upscaler
 from srgan_cli.tiling import DEFAULT_TILE_PAD
@@ -85,18 +84,34 @@ class ModelSet:
         for member in self.members.values():
             setattr(member, attribute, value)
 
+    @property
+    def scale(self) -> int:
+        """The members' scale: both shipped models are x4."""
+        return self.default.scale
+
+    @property
+    def spec(self) -> Any:
+        """The members' ``ModelSpec`` (one architecture, one scale)."""
+        return self.default.spec
+
+    def check_outscale(self, outscale: float | None) -> float:
+        """``Upscaler.check_outscale`` of the members (they share one scale)."""
+        return self.default.check_outscale(outscale)
+
     def tiles_for(self, height: int, width: int) -> int:
         """Model calls for an image of this size (the members share one architecture)."""
         return self.default.tiles_for(height, width)
 
     def upscale(
-        self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float = SCALE
+        self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float | None = None
     ) -> ImageLike:
         """``Upscaler.upscale`` through the member ``image`` asks for (arrays: the clean one)."""
         source = image if isinstance(image, Image.Image) else None
         return self.pick(source).upscale(image, on_tile, outscale=outscale)
 
-    def upscale_image(self, image: Any, on_tile: OnTile | None = None, *, outscale: float = SCALE):
+    def upscale_image(
+        self, image: Any, on_tile: OnTile | None = None, *, outscale: float | None = None
+    ):
         """A decoded image has no header left: ``CLEAN_MODEL`` (use ``pick`` with its file)."""
         return self.default.upscale_image(image, on_tile, outscale=outscale)
 

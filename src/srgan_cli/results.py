@@ -117,11 +117,16 @@ def build_report(
     threads: int,
     startup_s: float,
     total_s: float,
+    arch: str | None = None,
+    scale: int | None = None,
 ) -> dict[str, Any]:
-    """The ``--report`` content: run settings, model load and wall time, one entry per image."""
+    """The ``--report`` content: run settings (the model, its architecture and scale), model
+    load and wall time, one entry per image."""
     return {
         "version": version,
         "model": model,
+        **({} if arch is None else {"arch": arch}),
+        **({} if scale is None else {"scale": scale}),
         "precision": precision,
         "threads": threads,
         "startup_s": round(startup_s, 4),

@@ -49,7 +49,7 @@ from srgan_cli import SCALE, __version__
 from srgan_cli.errors import ImageError, SrganError, UsageError
 from srgan_cli.imageio import DEFAULT_COMPRESS_LEVEL, DecodedImage, encode_png, read_image
 from srgan_cli.jobs import default_suffix
-from srgan_cli.resize import MAX_OUTSCALE, check_outscale
+from srgan_cli.resize import check_outscale
 from srgan_cli.weights import MODEL_CHOICES
 
 if TYPE_CHECKING:
@@ -126,6 +126,11 @@ class _ModelGate:
             return tuple(dict.fromkeys(own))
         return tuple(dict.fromkeys((*own, *MODEL_CHOICES)))
 
+    def scale_of(self, name: str | None) -> int:
+        """The scale of the model ``name`` names (see ``choices``), without loading it: the
+        server's own model's, or x4 (``auto`` and the shipped models are all x4)."""
+        return self._default.scale if name is None else SCALE
+
     def upscale(
         self, image: DecodedImage, data: bytes, outscale: float, model: str | None = None
     ) -> tuple[DecodedImage, str]:
@@ -192,7 +197,9 @@ def create_app(
     gate = _ModelGate(upscaler, max_models, load)
     metadata = model_metadata(upscaler, max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
     metadata["models"] = list(gate.choices)
-    spec = openapi_spec(max_pixels=max_pixels, max_upload_bytes=max_upload_bytes)
+    spec = openapi_spec(
+        max_pixels=max_pixels, max_upload_bytes=max_upload_bytes, scale=upscaler.scale
+    )
 
     @app.post("/model/predict")
     def predict() -> Response:
@@ -202,8 +209,8 @@ def create_app(
                 f"missing file field {IMAGE_FIELD!r}: send the image as multipart/form-data, "
                 f'e.g. curl -F "{IMAGE_FIELD}=@photo.png" -XPOST {request.base_url}'
             )
-        outscale = _outscale(request.args.get(OUTSCALE_PARAM))
         model = _model(request.args.get(MODEL_PARAM), gate.choices)
+        outscale = _outscale(request.args.get(OUTSCALE_PARAM), gate.scale_of(model))
         name = upload.filename or IMAGE_FIELD
         data = upload.read()
         try:
@@ -233,7 +240,7 @@ def create_app(
 
     @app.get("/")
     def index() -> Response:
-        return Response(_index_html(upscaler.name), mimetype="text/html")
+        return Response(_index_html(upscaler.name, upscaler.scale), mimetype="text/html")
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
@@ -256,12 +263,13 @@ def create_app(
     return app
 
 
-def _outscale(raw: str | None) -> float:
-    """The ``outscale`` query parameter (default 4); BadRequest (400) for a bad value."""
+def _outscale(raw: str | None, scale: int) -> float:
+    """The ``outscale`` query parameter (default: the model's ``scale``); BadRequest (400)
+    for a bad value."""
     if raw is None:
-        return MAX_OUTSCALE
+        return float(scale)
     try:
-        return check_outscale(float(raw))
+        return check_outscale(float(raw), scale)
     except ValueError:
         raise BadRequest(f"{OUTSCALE_PARAM} must be a number, got {raw!r}") from None
     except UsageError as err:
@@ -286,9 +294,9 @@ def _error_json(message: str) -> str:
     return json.dumps({"status": "error", "message": message}) + "\n"
 
 
-def _output_name(upload_name: str, outscale: float = MAX_OUTSCALE) -> str:
+def _output_name(upload_name: str, outscale: float) -> str:
     """'food.png' -> 'food_x4.png' ('food_x2.png' at outscale 2), as ``srgan upscale`` names
-    it, reduced to safe ASCII for the Content-Disposition header."""
+    it (``jobs.default_suffix``), reduced to safe ASCII for the Content-Disposition header."""
     stem = secure_filename(PurePath(upload_name).stem) or "result"
     return f"{stem}{default_suffix(outscale)}.png"
 
@@ -300,28 +308,36 @@ def model_metadata(
     license) describing our model, plus ``version``, ``model``, ``scale`` and the limits."""
     from srgan_cli.modelset import members
 
+    scale = upscaler.scale
     cards = [(name, member.card) for name, member in members(upscaler).items()]
     descriptions = [
-        card.description or f"{name}: x{SCALE} super-resolution generator" for name, card in cards
+        card.description or f"{name}: x{scale} super-resolution generator" for name, card in cards
     ]
     if len(cards) > 1:
         descriptions.insert(0, f"{upscaler.name}: each image gets the model its file asks for.")
     hashes = ", ".join(f"{name} sha256 {card.sha256[:12]}" for name, card in cards)
+    source = f"srgan-cli {__version__}, weights trained in-house ({hashes})"
+    license_ = METADATA_LICENSE
+    imported = cards[0][1].source if len(cards) == 1 else None  # auto: shipped models only
+    if imported:
+        source = f"imported from {imported['file']} (sha256 {imported['sha256'][:12]})"
+        license_ = cards[0][1].license
     return {
         "id": METADATA_ID,
-        "name": f"SRGAN x{SCALE} generator ({upscaler.name})",
+        "name": f"{upscaler.spec.arch} x{scale} generator ({upscaler.name})",
         "description": " ".join(descriptions),
         "type": METADATA_TYPE,
-        "source": f"srgan-cli {__version__}, weights trained in-house ({hashes})",
-        "license": METADATA_LICENSE,
+        "source": source,
+        "license": license_,
         "version": __version__,
         "model": upscaler.name,
-        "scale": SCALE,
+        "arch": upscaler.spec.arch,
+        "scale": scale,
         "limits": {"max_pixels": max_pixels, "max_upload_bytes": max_upload_bytes},
     }
 
 
-def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
+def openapi_spec(*, max_pixels: int, max_upload_bytes: int, scale: int = SCALE) -> dict[str, Any]:
     """A hand-written OpenAPI 3.0 description of the endpoints, served at ``/openapi.json``."""
     error = {"$ref": "#/components/schemas/Error"}
 
@@ -329,10 +345,10 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         return {"description": why, "content": {"application/json": {"schema": error}}}
 
     predict = {
-        "summary": f"Upscale an image {SCALE}x",
+        "summary": f"Upscale an image {scale}x",
         "description": (
             "Upload one image (PNG, JPEG, BMP, TIFF, WebP or GIF) as the multipart field "
-            f"'{IMAGE_FIELD}'. The answer is a PNG {SCALE}x the width and height (or "
+            f"'{IMAGE_FIELD}'. The answer is a PNG {scale}x the width and height (or "
             f"'{OUTSCALE_PARAM}' times), in the input's mode (RGBA, grayscale and 16-bit "
             "grayscale are kept; alpha is upscaled bicubically). At most "
             f"{max_pixels:,} input pixels and {max_upload_bytes:,} bytes per request. "
@@ -355,15 +371,15 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "description": (
-                    f"Output scale F, 0 < F <= {MAX_OUTSCALE:g}: the model's {SCALE}x, then a "
+                    f"Output scale F, 0 < F <= {scale}: the model's {scale}x, then a "
                     "Lanczos resize to F times the input size (rounded)"
                 ),
                 "schema": {
                     "type": "number",
                     "minimum": 0,
                     "exclusiveMinimum": True,
-                    "maximum": MAX_OUTSCALE,
-                    "default": MAX_OUTSCALE,
+                    "maximum": scale,
+                    "default": scale,
                 },
             },
         ],
@@ -381,7 +397,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         },
         "responses": {
             "200": {
-                "description": f"The {SCALE}x image",
+                "description": f"The {scale}x image (or outscale times)",
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
             },
             "400": error_response(
@@ -408,7 +424,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
         "info": {
             "title": "srgan",
             "version": __version__,
-            "description": f"{SCALE}x photo upscaling with an in-house SRGAN generator",
+            "description": f"{scale}x photo upscaling with a super-resolution generator",
         },
         "paths": {
             "/model/predict": {"post": predict},
@@ -430,6 +446,7 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
                     "properties": {
                         **{key: text for key in ("id", "name", "description", "type")},
                         **{key: text for key in ("source", "license", "version", "model")},
+                        "arch": text,
                         "scale": {"type": "integer"},
                         "limits": {"type": "object"},
                         "models": {"type": "array", "items": text},
@@ -440,13 +457,13 @@ def openapi_spec(*, max_pixels: int, max_upload_bytes: int) -> dict[str, Any]:
     }
 
 
-def _index_html(model_name: str) -> str:
+def _index_html(model_name: str, scale: int) -> str:
     """A minimal landing page: what this is, how to call it, where the API description is."""
     name = html.escape(model_name)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>srgan serve</title></head>
 <body>
-<h1>srgan {html.escape(__version__)}: {SCALE}x upscaling with model {name}</h1>
+<h1>srgan {html.escape(__version__)}: {scale}x upscaling with model {name}</h1>
 <p><code>curl -F "image=@photo.png" -XPOST http://HOST:PORT/model/predict &gt; big.png</code></p>
 <ul>
 <li><a href="openapi.json">openapi.json</a>: the API (OpenAPI 3)</li>

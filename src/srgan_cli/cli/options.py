@@ -43,9 +43,10 @@ model_option = click.option(
 )
 weights_option = click.option(
     "--weights",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A .weights.h5 file (with its .json card) instead of a shipped model.",
+    help="A .weights.h5 file (with its .json card) instead of a shipped model, or a model "
+    "to import: .pth, .safetensors or a TF checkpoint prefix (converted once, then cached).",
 )
 precision_option = click.option(
     "--precision",

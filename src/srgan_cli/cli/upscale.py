@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 from click.core import ParameterSource
 
-from srgan_cli import __version__
+from srgan_cli import SCALE, __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
     DEFAULT_COMPRESS_LEVEL,
@@ -31,7 +31,7 @@ from srgan_cli.cli.options import (
     stderr_is_terminal,
     tta_option,
 )
-from srgan_cli.errors import UsageError, WeightsError
+from srgan_cli.errors import ModelFileError, UsageError, WeightsError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
 from srgan_cli.jobs import Job, OutputClaims, Plan, check_existing_choice, plan_run
 from srgan_cli.results import (
@@ -99,7 +99,8 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     "--suffix",
     default=None,
     help="Added to the stem of outputs written beside their input [default: _x and the "
-    "output scale: _x4, _x2 with --outscale 2, _x1.5 with --outscale 1.5].",
+    "output scale: _x4 for a x4 model, _x2 with --outscale 2 or a x2 model, _x1.5 with "
+    "--outscale 1.5].",
 )
 @model_options
 @tta_option
@@ -127,11 +128,11 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
 )
 @click.option(
     "--outscale",
-    type=click.FloatRange(0, 4, min_open=True),
-    default=4.0,
-    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    default=None,
     metavar="F",
-    help="Output scale (0 < F <= 4): the 4x model, then a Lanczos resize to F x the input.",
+    help="Output scale (0 < F <= the model's scale) [default: the model's scale]: the "
+    "model, then a Lanczos resize to F x the input.",
 )
 @click.option(
     "--compress-level",
@@ -203,7 +204,7 @@ def upscale(
     inputs: tuple[str, ...],
     output: str | None,
     recursive: bool,
-    suffix: str,
+    suffix: str | None,
     model: str | None,
     weights: Path | None,
     precision: str,
@@ -213,7 +214,7 @@ def upscale(
     report: Path | None,
     output_format: str | None,
     quality: int,
-    outscale: float,
+    outscale: float | None,
     compress_level: int,
     max_pixels: int,
     overwrite: bool,
@@ -239,11 +240,13 @@ def upscale(
     if report is not None:
         check_report_path(report)
     part = None if shard is None else parse_shard(shard)
+    cards = _requested_cards(model, weights)
+    scale = _output_scale(cards, outscale)
     plan = plan_run(
         inputs,
         output,
         recursive=recursive,
-        scale=outscale,
+        scale=scale,
         suffix=suffix,
         output_format=output_format,
     )
@@ -258,11 +261,10 @@ def upscale(
         served = worker_client.forward(ctx)  # light: no numpy or TensorFlow on this path
         if served is not None:
             ctx.exit(served)
-    card = _requested_card(model, weights)
-    for warning in ignored_options(ctx, jobs, card if tta else None):
+    for warning in ignored_options(ctx, jobs, cards if tta else []):
         click.echo(f"Warning: {warning}", err=True)
     if ray_address is None:  # on Ray the actors read the headers, in parallel
-        todo = _refuse_from_headers(todo, decided, outscale, max_pixels)
+        todo = _refuse_from_headers(todo, decided, scale, max_pixels)
     early = [*_missing_results(plan), *(decided[index] for index in sorted(decided))]
     for result in early:
         if result.error is not None:
@@ -288,7 +290,7 @@ def upscale(
     todo_jobs = [job for _, job in todo]
     if not todo:
         done: list[ImageResult] = []
-        header = _idle_header(card, model, weights, precision, started)
+        header = _idle_header(cards, model, weights, precision, started)
     elif ray_address is None:
         done, header = _run_here(todo_jobs, model_kwargs, run_kwargs, started, show_progress)
     else:
@@ -338,23 +340,48 @@ def _refuse_from_headers(
     return kept
 
 
-def _requested_card(model: str | None, weights: Path | None) -> WeightCard | None:
-    """The card of the weights the options name (json only, no hashing), or None when they
-    cannot be found (loading the model reports that, if it comes to it)."""
-    from srgan_cli.weights import WeightCard, card_path, resolve
+def _requested_cards(model: str | None, weights: Path | None) -> list[WeightCard]:
+    """The cards of the weights the options name (both members for ``auto``), read before
+    any model loads, for names, the --outscale limit and warnings: ours from their json
+    (no hashing, no numpy), a foreign file's from its cached conversion or its tensor
+    shapes (numpy; TensorFlow only for a TF checkpoint). Empty when they cannot be read:
+    loading the model reports that, if it comes to it, after the header refusals."""
+    from srgan_cli.tfstartup import quiet_tensorflow_startup
+    from srgan_cli.weights import WeightCard, card_for, card_path, is_ours, resolve_all
 
+    cards = []
     try:
-        return WeightCard.read(card_path(resolve(model, weights)))
-    except WeightsError:
-        return None
+        for path in resolve_all(model, weights):
+            if is_ours(path):
+                cards.append(WeightCard.read(card_path(path)))
+            else:
+                with quiet_tensorflow_startup():  # only a TF checkpoint loads TensorFlow
+                    cards.append(card_for(path))
+    except (WeightsError, ModelFileError):
+        return []
+    return cards
+
+
+def _output_scale(cards: Sequence[WeightCard], outscale: float | None) -> float:
+    """The real output scale: --outscale, at most the model's scale, which it defaults to
+    (``auto``'s members are both x4; x4 too while the weights cannot be read, and then
+    they fail to load). Output names follow it (``jobs.default_suffix``)."""
+    from srgan_cli.weights import card_scale
+
+    own = card_scale(cards[0]) if cards else SCALE
+    if outscale is None:
+        return float(own)
+    if outscale > own:
+        raise UsageError(f"--outscale must be <= {own} (the model's scale), got {outscale:g}")
+    return outscale
 
 
 def ignored_options(
-    ctx: click.Context, jobs: Sequence[Job], tta_card: WeightCard | None
+    ctx: click.Context, jobs: Sequence[Job], tta_cards: Sequence[WeightCard]
 ) -> list[str]:
     """One line for each option given on the command line that this run cannot use:
     ``--quality`` without a JPEG or WebP output, ``--compress-level`` without a PNG one,
-    ``--tta`` with a GAN-trained model (``tta_card``: the model's card when --tta is on)."""
+    ``--tta`` with a GAN-trained model (``tta_cards``: the models' cards when --tta is on)."""
     formats = {job.format for job in jobs}
 
     def given(name: str) -> bool:
@@ -366,10 +393,12 @@ def ignored_options(
         lines.append(f"--quality only applies to JPEG and WebP; ignored for {_listed(formats)}")
     if given("compress_level") and "png" not in formats:
         lines.append(f"--compress-level only applies to PNG; ignored for {_listed(formats)}")
-    if tta_card is not None and tta_card.training.get("stage") == "gan":
+    gans = [card.name for card in tta_cards if card.training.get("stage") == "gan"]
+    if gans:
         lines.append(
-            f"--tta averages away the texture of the GAN model {tta_card.name} at 8x the "
-            "model time; it is meant for PSNR models such as srresnet"
+            f"--tta averages away the texture of the GAN model{'s' if len(gans) > 1 else ''} "
+            f"{' and '.join(gans)} at 8x the model time; it is meant for PSNR models such as "
+            "srresnet"
         )
     return lines
 
@@ -379,18 +408,23 @@ def _listed(formats: set[str]) -> str:
 
 
 def _idle_header(
-    card: WeightCard | None,
+    cards: Sequence[WeightCard],
     model: str | None,
     weights: Path | None,
     precision: str,
     started: float,
 ) -> dict[str, Any]:
     """The report's header for a run that loaded no model (everything skipped or refused)."""
-    from srgan_cli.weights import DEFAULT_MODEL
+    from srgan_cli.weights import DEFAULT_MODEL, card_arch, card_scale, is_auto
 
-    name = card.name if card is not None else str(weights or model or DEFAULT_MODEL)
+    if is_auto(model, weights) or not cards:
+        named = {"model": str(weights or model or DEFAULT_MODEL)}
+    else:
+        named = {"model": cards[0].name}
+    if cards:  # auto's members share one architecture and scale
+        named.update(arch=card_arch(cards[0]), scale=card_scale(cards[0]))
     return {
-        "model": name,
+        **named,
         "precision": precision,
         "threads": 0,
         "startup_s": time.perf_counter() - started,
@@ -425,6 +459,8 @@ def _run_here(
         )
     header = {
         "model": upscaler.name,
+        "arch": upscaler.spec.arch,
+        "scale": upscaler.scale,
         "precision": upscaler.precision_used,
         "threads": pipeline.inference_threads(),
         "startup_s": startup_s,
@@ -444,12 +480,12 @@ def _run_on_ray(
     """The jobs on Ray (``ray_engine``); the models load in each actor, not here. Their
     cards are checked here, so missing or corrupt weights fail before any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import AUTO_MODEL, is_auto, resolve_all, verify
+    from srgan_cli.weights import AUTO_MODEL, card_for, is_auto, resolve_all, spec_of
 
     ray_engine.check_reachable(jobs)
     model, weights = model_kwargs["model"], model_kwargs["weights"]
     check_model_choice(model, weights)
-    cards = [verify(path) for path in resolve_all(model, weights)]
+    cards = [card_for(path) for path in resolve_all(model, weights)]
     name = AUTO_MODEL if is_auto(model, weights) else cards[0].name
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
     run_options = dict(run_kwargs)
@@ -465,8 +501,11 @@ def _run_on_ray(
             **existing,
             on_image=progress.on_image,
         )
+    spec = spec_of(cards[0])  # auto's members share one architecture and scale
     header = {
         "model": name,
+        "arch": spec.arch,
+        "scale": spec.scale,
         "precision": run.precision,
         "threads": settings.threads,
         "startup_s": startup_s,
