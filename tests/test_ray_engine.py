@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -239,6 +240,13 @@ def free_ports(count: int) -> list[int]:
 def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A head node started the way users start one (``ray start --head``); its address.
 
+    With token authentication, as a user's cluster has once a token exists, but with a
+    token of this test's own (``cluster_auth``): ``ray start`` turns authentication on only
+    when it finds a token, and the first ``ray.init()`` on a machine writes one to
+    ~/.ray/auth_token, so without this the test passed or failed with the machine's history
+    (a fresh HOME, as in CI: no token, a cluster without authentication, a driver asking
+    for it) and would share a token with whatever else runs there.
+
     ``--block`` keeps the ``ray start`` process in the foreground as the owner of the
     cluster's processes: SIGTERM to it (by its pid) stops exactly this cluster, where
     ``ray stop`` would stop every Ray on the machine, other people's included. Its own
@@ -259,7 +267,7 @@ def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]:
         command += [option, str(port)]
     # SIGTERM drains a node for 30 s by default (for Serve replicas); nothing to drain here.
-    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    env = {**os.environ, **cluster_auth(), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     with open(log, "wb") as handle:
         head = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -281,16 +289,24 @@ def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+CLUSTER_TOKEN = secrets.token_hex(32)
+"""The ``started_cluster``'s token (Ray's own format), private to this test run."""
+
+
+def cluster_auth() -> dict[str, str]:
+    """Token authentication with ``CLUSTER_TOKEN``, whatever ~/.ray holds or lacks."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": CLUSTER_TOKEN}
+
+
 def cluster_env(address: str) -> dict[str, str]:
     """The environment a user on a cluster node has.
 
     RAY_ADDRESS is what 'auto' takes first (without it Ray would look for any cluster on
-    this machine, another test run's included). A cluster from 'ray start' has token
-    authentication on (Ray's default since 2.5x) and Ray sends the token it keeps in ~/.ray
-    only to a cluster it found by itself: with an address, the driver must ask for it. Ray
+    this machine, another test run's included). With an address, Ray sends a token only
+    when asked to (RAY_AUTH_MODE=token), and the cluster's token is ``cluster_auth``'s. Ray
     reads both when a process starts, hence fresh processes rather than this one.
     """
-    return {**os.environ, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
+    return {**os.environ, "RAY_ADDRESS": address, **cluster_auth()}
 
 
 def cluster_node_ids(address: str) -> list[str]:
