@@ -78,6 +78,18 @@ def card_path(weights_path: Path) -> Path:
     return weights_path.with_name(name + ".json")
 
 
+def _foreign(path: Path) -> Path:
+    """``resolve`` for a file that is not ours: a TF checkpoint's ``.index``, or the file."""
+    from srgan_cli.modelfile.tfckpt import INDEX_SUFFIX, checkpoint_prefix
+
+    prefix = checkpoint_prefix(path)
+    if prefix is not None:
+        return Path(str(prefix) + INDEX_SUFFIX)
+    if not path.is_file():
+        raise WeightsError(f"weights not found: {path}")
+    return path
+
+
 def is_ours(path: Path) -> bool:
     """A ``.weights.h5`` with a card (ours); anything else is a foreign file to import."""
     return path.name.endswith(WEIGHTS_SUFFIX)
@@ -91,14 +103,9 @@ def resolve(model: str | None = None, weights: str | Path | None = None) -> Path
     real file, so it can be hashed and compared like any other).
     """
     if weights is not None:
-        from srgan_cli.modelfile.tfckpt import INDEX_SUFFIX, checkpoint_prefix
-
         path = Path(weights)
-        prefix = checkpoint_prefix(path)
-        if prefix is not None:
-            return Path(str(prefix) + INDEX_SUFFIX)
-        if path.is_file() and not is_ours(path):
-            return path
+        if not is_ours(path):  # ours stays numpy-free: the worker client resolves it
+            return _foreign(path)
     else:
         name = model or SINGLE_DEFAULT
         if name == AUTO_MODEL:
