@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_image, modules_loaded_by
+from conftest import MIXED_MODELS, make_image, make_mixed_folder, modules_loaded_by
 from PIL import Image
 
 from srgan_cli import __version__, imageio, pipeline, tiling
@@ -33,7 +35,8 @@ def test_single_file_with_output(run, rgb_png, tmp_path):
     assert result.exit_code == 0, result.output
     assert size_of(out) == (48, 40)
     assert result.stdout == ""
-    assert result.stderr.startswith("srgan: 1 image, ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("srgan: 1 image (1 tiny), ")
+    assert result.stderr.count("\n") == 1
 
 
 def test_default_output_beside_input(run, rgb_png, tmp_path):
@@ -97,7 +100,7 @@ def test_single_file_into_a_directory(run, rgb_png, tmp_path):
 def test_duplicate_inputs_are_done_once(run, rgb_png, tmp_path):
     result = run(rgb_png, rgb_png, tmp_path / "." / "rgb.png", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "srgan: 1 image," in result.stderr
+    assert "srgan: 1 image (1 tiny)," in result.stderr
 
 
 def test_stdin_to_stdout(run, rgb_png):
@@ -173,12 +176,14 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
     result = run(rgb_png, corrupt_png, "-o", tmp_path / "out", "--report", report)
     wall = time.perf_counter() - started
     assert result.exit_code == 1
-    keys = {f.name for f in pipeline.fields(pipeline.ImageResult)}
+    keys = {f.name for f in dataclasses.fields(pipeline.ImageResult)}
     if suffix == ".json":
         data = json.loads(report.read_text())
         assert set(data) == {
             "version",
             "model",
+            "arch",
+            "scale",
             "precision",
             "threads",
             "startup_s",
@@ -186,6 +191,7 @@ def test_report(run, tmp_path, rgb_png, corrupt_png, suffix):
             "images",
         }
         assert data["model"] == "tiny" and data["precision"] in ("fp32", "bf16")
+        assert (data["arch"], data["scale"]) == ("SRResNet", 4)
         # total_s is the processing after startup: the two add up to at most the wall time
         assert data["startup_s"] > 0 and data["total_s"] > 0
         assert data["startup_s"] + data["total_s"] <= wall
@@ -306,3 +312,263 @@ def test_signal_mid_batch_then_resume(tiny_weights, tmp_path, stop):
     resumed = subprocess.run([*argv, "--skip-existing", "-q"], capture_output=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list(out.glob("*.png"))) == 30
+
+
+# -- issue 29: reruns that just work ----------------------------------------------------------
+
+
+def images_under(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
+
+
+def test_second_run_beside_the_inputs(run, tmp_path):
+    photos = tmp_path / "photos"
+    for index, name in enumerate(("a", "b")):
+        make_image(photos / f"{name}.png", size=(8, 8), seed=index)
+    first = run(photos)
+    assert first.exit_code == 0, first.output
+    assert images_under(photos) == ["a.png", "a_x4.png", "b.png", "b_x4.png"]
+
+    plain = run(photos)  # the outputs are not inputs: each one just exists
+    assert plain.exit_code == 1
+    assert plain.stderr.count("exists (use --overwrite, --update or --skip-existing)") == 2
+    assert "refusing to overwrite input" not in plain.stderr
+    assert plain.stderr.splitlines()[-1].endswith("2 failed, 2 earlier outputs ignored")
+
+    skipped = run(photos, "--skip-existing")
+    assert skipped.exit_code == 0, skipped.output
+    assert skipped.stderr.startswith("srgan: 0 images, ")
+    assert skipped.stderr.rstrip().endswith("2 skipped, 2 earlier outputs ignored")
+
+    a_out, b_out = photos / "a_x4.png", photos / "b_x4.png"
+    for path in (a_out, b_out):
+        os.utime(path, (1_000_000, 1_000_000))
+    os.utime(photos / "b.png", (500_000, 500_000))  # b is older than its output, a newer
+    updated = run(photos, "--update")
+    assert updated.exit_code == 0, updated.output
+    assert "srgan: 1 image (1 tiny), " in updated.stderr and "1 skipped" in updated.stderr
+    assert a_out.stat().st_mtime > 1_000_000 and b_out.stat().st_mtime == 1_000_000
+    again = run(photos, "--update", "-q")
+    assert (again.exit_code, again.stderr) == (0, "")
+    assert images_under(photos) == ["a.png", "a_x4.png", "b.png", "b_x4.png"]
+
+
+def test_existing_output_options_are_one_choice(run, rgb_png):
+    result = run(rgb_png, "--overwrite", "--update")
+    assert result.exit_code == 2
+    assert "give one of --overwrite, --skip-existing, --update" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("outscale", "name", "size"),
+    [("2", "rgb_x2.png", (24, 20)), ("1.5", "rgb_x1.5.png", (18, 15)), ("4", "rgb_x4.png", None)],
+)
+def test_outscale_names_the_output(run, rgb_png, tmp_path, outscale, name, size):
+    result = run(rgb_png, "--outscale", outscale)
+    assert result.exit_code == 0, result.output
+    assert size_of(tmp_path / name) == (size or (48, 40))
+    assert sorted(p.name for p in tmp_path.glob("rgb_x*")) == [name]
+
+
+def test_output_without_extension(run, rgb_png, gray_png, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused = run(rgb_png, "-o", "newdir")
+    assert refused.exit_code == 2
+    assert "-o newdir has no extension: write -o newdir.png for a file, or -o newdir/" in (
+        refused.stderr
+    )
+    assert not Path("newdir").exists()
+    assert run(rgb_png, "-o", "newdir/").exit_code == 0
+    assert size_of(Path("newdir/rgb.png")) == (48, 40)
+    several = run(rgb_png, gray_png, "-o", "other")
+    assert several.exit_code == 0, several.output
+    assert images_under(Path("other")) == ["gray.png", "rgb.png"]
+
+
+def test_missing_among_several_inputs(run, rgb_png, gray_png, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(rgb_png, "missing.png", gray_png, "gone/*.png", "-o", "multi/")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: no such file or directory: missing.png",
+        "Error: no images match 'gone/*.png'",
+    ]
+    assert result.stderr.splitlines()[-1].startswith("srgan: 2 images (2 tiny), ")
+    assert "2 failed" in result.stderr
+    assert images_under(Path("multi")) == ["gray.png", "rgb.png"]
+    nothing = run("missing.png", "gone.png", "-o", "multi2/")
+    assert nothing.exit_code == 2 and not Path("multi2").exists()
+    assert "missing.png; no such file or directory: gone.png" in nothing.stderr
+
+
+def test_ignored_options_are_said(run, rgb_png, tmp_path, tiny_weights):
+    quality = run(rgb_png, "--quality", "80", "-q")
+    assert quality.exit_code == 0
+    assert quality.stderr == (
+        "Warning: --quality only applies to JPEG and WebP; ignored for png output\n"
+    )
+    assert "Warning" not in run(rgb_png, "-o", tmp_path / "x.jpg", "--quality", "80").stderr
+    level = run(rgb_png, "-o", tmp_path / "y.webp", "--compress-level", "9", "-q")
+    assert level.stderr.startswith("Warning: --compress-level only applies to PNG")
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    shutil.copy(tiny_weights, gan / "gan.weights.h5")
+    card = json.loads(tiny_weights.with_name("tiny.json").read_text())
+    card.update(name="gan", training={"stage": "gan"})
+    (gan / "gan.json").write_text(json.dumps(card))
+    argv = ["upscale", str(rgb_png), "--tta", "--skip-existing", "--weights"]
+    tta = CliRunner().invoke(main, [*argv, str(gan / "gan.weights.h5")])
+    assert tta.exit_code == 0, tta.output
+    assert tta.stderr.startswith("Warning: --tta averages away the texture of the GAN model gan")
+    plain = CliRunner().invoke(main, [*argv, str(tiny_weights)])
+    assert "Warning" not in plain.stderr
+
+
+def test_format_refusal_comes_before_the_model(rgba_png, tmp_path):
+    """Bogus weights: had the model been loaded, the error would be about them."""
+    bogus = tmp_path / "bogus.weights.h5"
+    bogus.write_bytes(b"x")
+    argv = ["upscale", str(rgba_png), "-o", str(tmp_path / "x.jpg"), "--weights", str(bogus)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {rgba_png}: has an alpha channel, which JPEG cannot store; write png or webp "
+        "instead"
+    )
+    assert "1 failed" in result.stderr and not (tmp_path / "x.jpg").exists()
+
+
+_CHILD = """
+import sys
+from srgan_cli.cli import main
+try:
+    main(sys.argv[1:], prog_name="srgan")
+except SystemExit as done:
+    code = done.code
+heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+print(repr((code, heavy)), file=sys.stderr)
+"""
+
+
+def child_run(*args: object) -> tuple[int, list[str], str]:
+    """``srgan ARGS`` in a fresh interpreter: exit code, which of tensorflow/keras it
+    imported, and its stderr before that report."""
+    argv = [sys.executable, "-c", _CHILD, *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    *lines, report = done.stderr.strip().splitlines()
+    code, heavy = ast.literal_eval(report)
+    return code, heavy, "\n".join(lines)
+
+
+def test_nothing_to_do_imports_no_tensorflow(tiny_weights, tmp_path):
+    photos = tmp_path / "photos"
+    for index in range(3):
+        make_image(photos / f"p{index}.png", size=(8, 8), seed=index)
+        (photos / f"p{index}_x4.png").write_bytes(b"an earlier output")
+    weights = ["--weights", tiny_weights]
+    assert child_run("upscale", photos, "--skip-existing", *weights)[:2] == (0, [])
+    code, heavy, stderr = child_run("upscale", photos, "--update", *weights)
+    assert (code, heavy) == (0, [])
+    assert stderr.endswith("3 skipped, 3 earlier outputs ignored")
+    rgba = make_image(tmp_path / "rgba.png", "RGBA", size=(8, 8))
+    code, heavy, stderr = child_run("upscale", rgba, "-o", tmp_path / "x.jpg", *weights)
+    assert (code, heavy) == (1, []) and "JPEG cannot store" in stderr
+    assert child_run("info")[:2] == (0, [])
+    assert child_run("info", "--json", "--runtime")[:2] == (0, ["keras", "tensorflow"])
+
+
+@pytest.mark.slow
+def test_library_keeps_tensorflow_start_up_off_stderr(tiny_weights):
+    code = (
+        "import sys, numpy as np; from srgan_cli import Upscaler; "
+        "print('ours', file=sys.stderr); "
+        f"print(Upscaler(weights={str(tiny_weights)!r}).upscale(np.zeros((4, 4, 3), np.uint8))"
+        ".shape, file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SRGAN_DEBUG")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "ours\n(16, 16, 3)\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_from_the_readme_survives_a_changed_input(tiny_weights, tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rule = "%_x4.png: %.png ; srgan upscale $< -o $@ --overwrite"
+    srcs = "SRCS := $(filter-out %_x4.png,$(wildcard *.png))\nall: $(SRCS:.png=_x4.png)\n"
+    assert srcs + rule in readme
+    srgan = f"{sys.executable} -m srgan_cli"
+    makefile = (
+        srcs + rule.replace("srgan upscale", f"{srgan} upscale") + f" -q --weights {tiny_weights}\n"
+    )
+    (tmp_path / "Makefile").write_text(makefile)
+    for index, name in enumerate(("a", "b")):
+        make_image(tmp_path / f"{name}.png", size=(8, 8), seed=index)
+
+    def make() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    first = make()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert images_under(tmp_path) == ["a.png", "a_x4.png", "b.png", "b_x4.png"]
+    assert "Nothing to be done" in make().stdout
+    built = {name: (tmp_path / name).stat().st_mtime_ns for name in ("a_x4.png", "b_x4.png")}
+    later = time.time() + 5
+    os.utime(tmp_path / "a.png", (later, later))
+    changed = make()
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "a_x4.png" in changed.stdout and "b_x4.png" not in changed.stdout
+    assert (tmp_path / "a_x4.png").stat().st_mtime_ns != built["a_x4.png"]
+    assert (tmp_path / "b_x4.png").stat().st_mtime_ns == built["b_x4.png"]
+    assert images_under(tmp_path) == ["a.png", "a_x4.png", "b.png", "b_x4.png"]
+
+
+# -- --model auto ---------------------------------------------------------------------------
+
+
+def auto_upscale(*args: object, input: bytes | None = None):
+    """``srgan upscale`` in-process with the shipped models (no worker)."""
+    argv = ["upscale", *map(str, args), "--no-worker", "--precision", "fp32"]
+    return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_auto_is_the_default_and_the_report_names_each_model(tmp_path, suffix):
+    folder = make_mixed_folder(tmp_path / "in")
+    report = tmp_path / f"r{suffix}"
+    result = auto_upscale(folder, "-o", tmp_path / "auto", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("srgan: 6 images (3 real, 3 srgan), "), result.stderr
+    if suffix == ".json":
+        data = json.loads(report.read_text())
+        assert data["model"] == "auto"
+        rows = data["images"]
+    else:
+        with open(report, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    if suffix == ".csv":
+        return
+    for model in ("srgan", "real"):  # forcing a model: the same bytes as auto's choice
+        forced = auto_upscale(folder, "-o", tmp_path / model, "--model", model)
+        assert forced.exit_code == 0 and f"(6 {model})" in forced.stderr
+        for name, chosen in MIXED_MODELS.items():
+            same = (tmp_path / model / f"{Path(name).stem}.png").read_bytes() == (
+                tmp_path / "auto" / f"{Path(name).stem}.png"
+            ).read_bytes()
+            assert same is (chosen == model), (name, model)
+
+
+def test_auto_on_stdin_reads_the_piped_header(tmp_path):
+    folder = make_mixed_folder(tmp_path)
+    for name in ("q60.jpg", "lossless.webp"):
+        data = (folder / name).read_bytes()
+        auto = auto_upscale("-", input=data)
+        forced = auto_upscale("-", "--model", MIXED_MODELS[name], input=data)
+        assert auto.exit_code == forced.exit_code == 0
+        assert f"(1 {MIXED_MODELS[name]})" in auto.stderr
+        assert auto.stdout_bytes == forced.stdout_bytes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -187,3 +189,28 @@ def test_resizer_weights_tilt_the_draw(hr, monkeypatch):
     sharp = sum(r in ("bicubic", "lanczos") for r in used) / len(used)
     assert set(used) == {"box", "bilinear", "bicubic", "lanczos"}
     assert 0.6 < sharp < 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "quality"),
+    [
+        ("bicubic+jpeg60", 60),
+        ("lanczos+noise3+jpeg90", 90),
+        ("bicubic", None),
+        ("box+jpeg70+noise2", None),
+    ],
+)
+def test_apply_encoded_gives_the_last_jpeg_file(hr, text, quality):
+    """The LR is ``apply``'s, and its file (what ``--model auto`` reads) is the chain's own
+    JPEG when that is the last step; a chain ending elsewhere has no file."""
+    from srgan_cli.autoselect import estimate_jpeg_quality
+
+    chain = degrade.parse_chain(text)
+    lr, data = chain.apply_encoded(hr, seed=3)
+    np.testing.assert_array_equal(lr, chain.apply(hr, seed=3))
+    if quality is None:
+        assert data is None
+        return
+    np.testing.assert_array_equal(degrade.decode(data), lr)
+    with Image.open(io.BytesIO(data)) as image:
+        assert estimate_jpeg_quality(image.quantization) == quality

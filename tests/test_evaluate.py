@@ -322,3 +322,28 @@ def test_set5_bicubic_baseline_through_evaluate(tiny):
     assert set5.bicubic_psnr == pytest.approx(28.43, abs=0.01)
     assert set5.bicubic_ssim == pytest.approx(0.811, abs=0.002)
     assert set5.bicubic_lpips == pytest.approx(0.340, abs=0.005)
+
+
+def test_auto_chooses_from_the_chains_jpeg_and_scores_like_the_forced_model(bench):
+    """``--model auto`` in eval: a chain ending in a JPEG at quality 60 goes to real (the
+    bytes' tables say so), a clean chain (a lossless PNG) and quality 95 to srgan; each row
+    names its model and scores exactly as forcing that model does."""
+    from srgan_cli.modelset import load_model
+
+    auto = load_model(precision="fp32")
+    sets = evaluate.benchmark_sets([bench])
+    for chain, model in [
+        ("bicubic+jpeg60", "real"),
+        ("bicubic", "srgan"),
+        ("bicubic+jpeg95", "srgan"),
+    ]:
+        chosen = evaluate.evaluate(sets, auto, degradation=chain)
+        forced = evaluate.evaluate(sets, auto.members[model], degradation=chain)
+        assert chosen.model == "auto"
+        assert [row.model for row in chosen.images] == [model] * 3
+        assert [row.psnr for row in chosen.images] == [row.psnr for row in forced.images]
+
+
+def test_eval_record_needs_one_model(invoke, bench):
+    refused = invoke("eval", bench, "--record", weights=False)
+    assert refused.exit_code == 2 and "--record" in refused.stderr

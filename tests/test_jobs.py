@@ -174,3 +174,108 @@ def test_output_format_names_outputs_and_the_extension_names_the_format(tmp_path
             recursive=False,
             output_format="png",
         )
+
+
+# -- issue 29: reruns beside the inputs ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scale", "suffix"),
+    [(4, "_x4"), (4.0, "_x4"), (2.0, "_x2"), (1.5, "_x1.5"), (0.25, "_x0.25"), (8, "_x8")],
+)
+def test_default_suffix_is_the_real_scale_as_written(scale, suffix):
+    assert jobs.default_suffix(scale) == suffix
+
+
+def test_beside_outputs_are_named_by_the_output_scale(tmp_path):
+    touch(tmp_path / "a.png")
+    assert outputs(plan_jobs([str(tmp_path / "a.png")], None, recursive=False, scale=2)) == [
+        tmp_path / "a_x2.png"
+    ]
+    assert outputs(plan_jobs([str(tmp_path)], None, recursive=False, scale=1.5)) == [
+        tmp_path / "a_x1.5.png"
+    ]
+    assert jobs.DEFAULT_SUFFIX == "_x4"
+
+
+def test_earlier_outputs_in_a_directory_are_not_inputs(tmp_path):
+    names = ["a.png", "a_x4.png", "a_x4_x4.png", "b.jpg", "b_x2.webp", "b_x1.5.tif", "c_x4.png"]
+    touch(*(tmp_path / name for name in names), tmp_path / "sub" / "a_x4.png")
+    plan = jobs.plan_run([str(tmp_path)], None, recursive=True)
+    found = sorted(job.input.relative_to(tmp_path).as_posix() for job in plan.jobs)
+    # c_x4.png has no c.* beside it, and sub/ has no a.*: both are inputs
+    assert found == ["a.png", "b.jpg", "c_x4.png", "sub/a_x4.png"]
+    assert plan.ignored == 4 and plan.missing == {}
+
+
+def test_earlier_outputs_are_left_out_of_globs_but_named_files_are_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(Path("a.png"), Path("a_x4.png"), Path("a_big.png"))
+    globbed = jobs.plan_run(["*.png"], "out", recursive=False)
+    assert [job.input for job in globbed.jobs] == [Path("a.png"), Path("a_big.png")]
+    assert globbed.ignored == 1
+    custom = jobs.plan_run(["*.png"], None, recursive=False, suffix="_big")
+    assert [job.input for job in custom.jobs] == [Path("a.png")] and custom.ignored == 2
+    named = jobs.plan_run(["a.png", "a_x4.png"], "out", recursive=False)
+    assert [job.input for job in named.jobs] == [Path("a.png"), Path("a_x4.png")]
+    assert named.ignored == 0
+
+
+def test_output_without_extension(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(Path("a.png"), Path("b.png"), Path("file"))
+    Path("existing").mkdir()
+    with pytest.raises(UsageError, match=r"-o newdir has no extension: write -o newdir\.png"):
+        plan_jobs(["a.png"], "newdir", recursive=False)
+    assert not Path("newdir").exists()
+    assert outputs(plan_jobs(["a.png"], "newdir/", recursive=False)) == [Path("newdir/a.png")]
+    assert outputs(plan_jobs(["a.png"], "existing", recursive=False)) == [Path("existing/a.png")]
+    with pytest.raises(UsageError, match="file is a file, not a directory"):
+        plan_jobs(["a.png"], "file/", recursive=False)
+    several = plan_jobs(["a.png", "b.png"], "newdir", recursive=False)
+    assert outputs(several) == [Path("newdir/a.png"), Path("newdir/b.png")]
+    same_twice = plan_jobs(["a.png", "./a.png"], "newdir", recursive=False)
+    assert outputs(same_twice) == [Path("newdir/a.png")]
+
+
+def test_missing_among_several_is_named_and_the_rest_planned(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(Path("a.png"))
+    Path("empty").mkdir()
+    plan = jobs.plan_run(["a.png", "missing.png", "empty", "*.gif"], "multi/", recursive=False)
+    assert outputs(plan.jobs) == [Path("multi/a.png")]
+    assert plan.missing == {
+        "missing.png": "no such file or directory: missing.png",
+        "empty": "no images in directory empty (use -r to descend into subdirectories)",
+        "*.gif": "no images match '*.gif'",
+    }
+    with pytest.raises(UsageError, match=r"no such file or directory: missing\.png"):
+        plan_jobs(["a.png", "missing.png"], "multi/", recursive=False)  # strict
+    with pytest.raises(UsageError, match=r"missing\.png; no such file or directory: gone\.png"):
+        jobs.plan_run(["missing.png", "gone.png"], "multi/", recursive=False)
+    with pytest.raises(UsageError, match=r"^no such file or directory: missing\.png$"):
+        jobs.plan_run(["a.png", "missing.png"], "out.png", recursive=False)  # a typo
+
+
+def _claims_on(tmp_path: Path, **flags: bool) -> jobs.OutputDecision:
+    job = Job(tmp_path / "in.png", tmp_path / "out.png", "in.png")
+    return jobs.OutputClaims([job], **flags).check(job)
+
+
+@pytest.mark.parametrize("output_age", ["newer", "older"])
+def test_existing_output_policies(tmp_path, output_age):
+    touch(tmp_path / "in.png", tmp_path / "out.png")
+    os.utime(tmp_path / "in.png", (1_000, 1_000))
+    os.utime(tmp_path / "out.png", (2_000, 2_000) if output_age == "newer" else (500, 500))
+    plain = _claims_on(tmp_path, overwrite=False, skip_existing=False)
+    assert plain.error is not None and "--update" in plain.error
+    assert _claims_on(tmp_path, overwrite=True, skip_existing=False) == jobs.OutputDecision()
+    assert _claims_on(tmp_path, overwrite=False, skip_existing=True).skip
+    update = _claims_on(tmp_path, overwrite=False, skip_existing=False, update=True)
+    assert update.error is None and update.skip == (output_age == "newer")
+
+
+def test_existing_output_options_exclude_each_other():
+    with pytest.raises(UsageError, match="not --overwrite and --update"):
+        jobs.check_existing_choice(overwrite=True, skip_existing=False, update=True)
+    jobs.check_existing_choice(overwrite=False, skip_existing=True, update=False)

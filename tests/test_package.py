@@ -38,6 +38,10 @@ def test_import_is_light_until_upscaler_is_used():
 
 def test_top_level_names():
     assert srgan_cli.Upscaler is Upscaler
+    from srgan_cli import modelset
+
+    assert srgan_cli.load_model is modelset.load_model  # the default, auto
+    assert srgan_cli.ModelSet is modelset.ModelSet
     assert "Upscaler" in srgan_cli.__all__
     with pytest.raises(AttributeError, match="no_such_thing"):
         srgan_cli.no_such_thing  # noqa: B018

@@ -32,6 +32,7 @@ from srgan_cli.pipeline import (
 IMAGE_KEYS = {
     "input",
     "output",
+    "model",
     "in_size",
     "out_size",
     "tiles",
@@ -221,18 +222,20 @@ def test_existing_output_rules(upscaler, tmp_path, rgb_png):
     out = tmp_path / "out.png"
     out.write_bytes(b"old")
     (refused,) = batch(upscaler, [job(rgb_png, out)])
-    assert "exists (use --overwrite or --skip-existing)" in refused.error
+    assert "exists (use --overwrite, --update or --skip-existing)" in refused.error
     assert out.read_bytes() == b"old"
 
     newer = rgb_png.stat().st_mtime + 10
     os.utime(out, (newer, newer))
-    (skipped,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    (skipped,) = batch(upscaler, [job(rgb_png, out)], update=True)
     assert skipped.skipped and skipped.error is None
     assert out.read_bytes() == b"old"
 
     older = rgb_png.stat().st_mtime - 10
     os.utime(out, (older, older))
-    (redone,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    (kept,) = batch(upscaler, [job(rgb_png, out)], skip_existing=True)
+    assert kept.skipped and out.read_bytes() == b"old"  # whatever its age
+    (redone,) = batch(upscaler, [job(rgb_png, out)], update=True)
     assert not redone.skipped and redone.error is None
     assert out.read_bytes().startswith(b"\x89PNG")
 
@@ -332,6 +335,7 @@ def test_report_json_schema(upscaler, tmp_path, corrupt_png, rgb_png):
     assert set(good) == IMAGE_KEYS
     assert set(bad) == IMAGE_KEYS | {"error"}
     assert good["in_size"] == [12, 10] and good["out_size"] == [48, 40]
+    assert (good["model"], bad["model"]) == ("tiny", "")  # the unreadable one met no model
 
 
 def test_report_csv_schema(upscaler, tmp_path, corrupt_png, rgb_png):
@@ -352,3 +356,23 @@ def test_report_suffix_checked():
     assert check_report_path("a.csv") == "csv"
     with pytest.raises(UsageError, match=r"\.json or \.csv"):
         check_report_path("a.txt")
+
+
+def test_refusal_from_header_decodes_nothing(tmp_path, rgb_png, rgba_png, corrupt_png):
+    from srgan_cli.pipeline import refusal_from_header
+
+    jpeg = tmp_path / "out.jpg"
+    assert refusal_from_header(Job(rgb_png, jpeg, "rgb.png", "jpeg")) is None
+    refused = refusal_from_header(Job(rgba_png, jpeg, "rgba.png", "jpeg"))
+    assert (
+        refused
+        == "rgba.png: has an alpha channel, which JPEG cannot store; write png or webp instead"
+    )
+    assert refusal_from_header(Job(rgba_png, tmp_path / "o.png", "rgba.png")) is None
+    assert "corrupt" in refusal_from_header(Job(corrupt_png, jpeg, "c.png", "jpeg"))
+    too_big = refusal_from_header(Job(rgb_png, jpeg, "rgb.png", "jpeg"), max_pixels=10)
+    assert "over the limit of 10" in too_big
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)  # opening it would block, and reading it would lose the bytes
+    assert refusal_from_header(Job(fifo, jpeg, "fifo.png", "jpeg")) is None
+    assert refusal_from_header(Job(None, None, "<stdin>", "jpeg")) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli.cli import main
@@ -202,7 +203,7 @@ def test_uri_outputs_are_decided_on_the_driver_without_starting_ray(
     assert upscale(source, "-o", out, *model_args(tiny_weights))[0] == 0
     code, output = upscale(source, "-o", out, "--ray", "local", *model_args(tiny_weights))
     assert code == 1
-    assert f"{out}/p.png exists (use --overwrite or --skip-existing)" in output
+    assert f"{out}/p.png exists (use --overwrite, --update or --skip-existing)" in output
     report = tmp_path / "r.json"
     args = ["--ray", "local", "--skip-existing", "--report", report]
     assert upscale(source, "-o", out, *args, *model_args(tiny_weights))[0] == 0
@@ -239,6 +240,13 @@ def free_ports(count: int) -> list[int]:
 def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A head node started the way users start one (``ray start --head``); its address.
 
+    With token authentication, as a user's cluster has once a token exists, but with a
+    token of this test's own (``cluster_auth``): ``ray start`` turns authentication on only
+    when it finds a token, and the first ``ray.init()`` on a machine writes one to
+    ~/.ray/auth_token, so without this the test passed or failed with the machine's history
+    (a fresh HOME, as in CI: no token, a cluster without authentication, a driver asking
+    for it) and would share a token with whatever else runs there.
+
     ``--block`` keeps the ``ray start`` process in the foreground as the owner of the
     cluster's processes: SIGTERM to it (by its pid) stops exactly this cluster, where
     ``ray stop`` would stop every Ray on the machine, other people's included. Its own
@@ -259,7 +267,7 @@ def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]:
         command += [option, str(port)]
     # SIGTERM drains a node for 30 s by default (for Serve replicas); nothing to drain here.
-    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    env = {**os.environ, **cluster_auth(), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     with open(log, "wb") as handle:
         head = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -281,16 +289,24 @@ def started_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+CLUSTER_TOKEN = secrets.token_hex(32)
+"""The ``started_cluster``'s token (Ray's own format), private to this test run."""
+
+
+def cluster_auth() -> dict[str, str]:
+    """Token authentication with ``CLUSTER_TOKEN``, whatever ~/.ray holds or lacks."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": CLUSTER_TOKEN}
+
+
 def cluster_env(address: str) -> dict[str, str]:
     """The environment a user on a cluster node has.
 
     RAY_ADDRESS is what 'auto' takes first (without it Ray would look for any cluster on
-    this machine, another test run's included). A cluster from 'ray start' has token
-    authentication on (Ray's default since 2.5x) and Ray sends the token it keeps in ~/.ray
-    only to a cluster it found by itself: with an address, the driver must ask for it. Ray
+    this machine, another test run's included). With an address, Ray sends a token only
+    when asked to (RAY_AUTH_MODE=token), and the cluster's token is ``cluster_auth``'s. Ray
     reads both when a process starts, hence fresh processes rather than this one.
     """
-    return {**os.environ, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
+    return {**os.environ, "RAY_ADDRESS": address, **cluster_auth()}
 
 
 def cluster_node_ids(address: str) -> list[str]:
@@ -400,7 +416,7 @@ def test_existing_outputs_are_decided_on_the_driver_without_starting_ray(
     assert upscale(tmp_path / "in", "-o", out, *model_args(tiny_weights))[0] == 0
     code, output = upscale(tmp_path / "in", "-o", out, "--ray", "local", *model_args(tiny_weights))
     assert code == 1
-    assert output.count("exists (use --overwrite or --skip-existing)") == 2
+    assert output.count("exists (use --overwrite, --update or --skip-existing)") == 2
     report = tmp_path / "r.json"
     args = ["--ray", "local", "--skip-existing", "--report", report]
     assert upscale(tmp_path / "in", "-o", out, *args, *model_args(tiny_weights))[0] == 0
@@ -420,3 +436,19 @@ def test_an_actor_that_cannot_start_is_one_line_naming_why(
             jobs, RaySettings(actors=1), upscaler_kwargs={"weights": tiny_weights, "tile": -1}
         )
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_ray_local_auto_gives_each_image_its_own_model(tmp_path: Path) -> None:
+    """Each actor holds both models; every row names the one its file asked for, and the
+    images are what one process writes."""
+    folder = make_mixed_folder(tmp_path / "in")
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert upscale(folder, "-o", here, "--precision", "fp32", "-q")[0] == 0
+    args = [folder, "-o", there, "--report", tmp_path / "r.json", "--ray", "local"]
+    code, output = upscale(*args, "--ray-actors", "1", "--precision", "fp32", "-q")
+    assert code == 0, output
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == "auto"
+    rows = report_rows(tmp_path / "r.json")
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    assert_same_images(here, there)

@@ -108,7 +108,7 @@ def test_uris_in_process_write_what_paths_write_and_keep_the_rules(
 
     code, output = upscale(uri(tmp_path / "in"), "-o", out, weights=tiny_weights)
     assert code == 1
-    assert f"{out}/p0.png exists (use --overwrite or --skip-existing)" in output
+    assert f"{out}/p0.png exists (use --overwrite, --update or --skip-existing)" in output
     assert upscale(uri(tmp_path / "in"), "-o", out, "--skip-existing", weights=tiny_weights)[0] == 0
     source = tmp_path / "in" / "p0.png"
     code, output = upscale(uri(source), "-o", source, "--overwrite", weights=tiny_weights)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli import __version__
@@ -33,7 +33,7 @@ from srgan_cli.cli import serve as serve_cmd
 from srgan_cli.errors import SrganError
 from srgan_cli.imageio import encode_png, read_image
 from srgan_cli.pipeline import Upscaler, upscale_alpha
-from srgan_cli.weights import WeightCard
+from srgan_cli.weights import MODEL_CHOICES, WeightCard
 
 pytest.importorskip("flask")
 from srgan_cli import server
@@ -152,6 +152,71 @@ def test_seed_curl_example(base, tmp_path):
         assert (img.format, img.mode, img.size) == ("PNG", "RGB", (64, 40))
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_readme_curl_example_works_and_a_failure_leaves_no_file(base, tmp_path):
+    """The README's line, as written, from the repository root (the file it posts exists)."""
+    readme = (REPO / "README.md").read_text()
+    assert 'curl --fail -F "image=@examples/astronaut.png" -o astronaut_x4.png' in readme
+    out = tmp_path / "astronaut_x4.png"
+    argv = ["curl", "--fail", "-sS", "-F", "image=@examples/astronaut.png", "-o", str(out)]
+    done = subprocess.run([*argv, f"{base}/model/predict"], cwd=REPO, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as img:
+        assert img.size == (1024, 1024)
+    refused = tmp_path / "refused.png"
+    argv[-1] = str(refused)
+    bad = subprocess.run([*argv, f"{base}/model/predict?model=nope"], cwd=REPO)
+    assert bad.returncode == 22 and not refused.exists()  # 22: curl --fail's HTTP error
+
+
+def test_model_parameter_loads_on_demand_and_keeps_at_most_max_models(tmp_path):
+    def stub(name: str) -> SimpleNamespace:
+        return stub_upscaler(lambda image, outscale: image, name)
+
+    loads: list[str] = []
+
+    def load(name: str) -> SimpleNamespace:
+        loads.append(name)
+        return stub(name)
+
+    client = server.create_app(stub("own"), load=load, max_models=2).test_client()
+    data = png_bytes(tmp_path, "RGB", (5, 4), seed=12)
+
+    def ask(query: str):
+        return client.post(f"/model/predict{query}", data={"image": (io.BytesIO(data), "x.png")})
+
+    for query in ("?model=srresnet", "?model=srresnet", "", "?model=own", "?model=real"):
+        answer = ask(query)
+        assert answer.status_code == 200
+        assert answer.headers["X-Srgan-Model"] == (query.partition("=")[2] or "own")
+    assert ask("?model=srresnet").status_code == 200  # real pushed it out: loaded again
+    assert loads == ["srresnet", "real", "srresnet"]
+    unknown = ask("?model=nope")
+    assert unknown.status_code == 400
+    assert unknown.get_json()["message"] == (
+        "unknown model 'nope'; choose one of own, auto, srgan, srresnet, real"
+    )
+    assert client.get("/model/metadata").get_json()["models"] == ["own", *MODEL_CHOICES]
+    only = server.create_app(stub("own"), load=load, max_models=1).test_client()
+    refused = only.post("/model/predict?model=srgan", data={"image": (io.BytesIO(data), "x.png")})
+    assert refused.status_code == 400
+    assert "this server holds only model own" in refused.get_json()["message"]
+    assert loads == ["srresnet", "real", "srresnet"]
+    assert ask("?model=auto").headers["X-Srgan-Model"] == "auto"  # auto: loaded like the others
+    assert loads[-1] == "auto"
+
+
+def test_model_parameter_loads_a_shipped_model(base, tmp_path):
+    data = png_bytes(tmp_path, "RGB", (6, 5), seed=13)
+    answer = predict(base, data, filename="f.png", query="?model=srresnet&outscale=2")
+    assert answer.status == 200 and answer.image().size == (12, 10)
+    assert answer.headers["X-Srgan-Model"] == "srresnet"
+    assert answer.headers["Content-Disposition"] == 'inline; filename="f_x2.png"'
+
+
 def test_predict_is_the_library_result(base, upscaler, tmp_path):
     data = png_bytes(tmp_path, "RGB", (12, 10), seed=1)
     answer = predict(base, data, filename="food.png")
@@ -211,9 +276,10 @@ def test_bad_outscale_is_400(base, tmp_path, outscale):
     assert_error(answer, 400, "outscale")
 
 
-def test_openapi_documents_outscale(base):
+def test_openapi_documents_outscale_and_model(base):
     predict_spec = request(f"{base}/openapi.json").json()["paths"]["/model/predict"]["post"]
-    (parameter,) = predict_spec["parameters"]
+    model, parameter = predict_spec["parameters"]
+    assert (model["name"], model["in"]) == ("model", "query")
     assert parameter["name"] == "outscale" and parameter["in"] == "query"
     assert parameter["schema"]["maximum"] == 4 and parameter["schema"]["default"] == 4
 
@@ -288,12 +354,20 @@ def test_pixel_and_upload_limits(upscaler, tmp_path):
         assert predict(url, png_bytes(tmp_path, "RGB", (10, 10), seed=6)).body == small.body
 
 
+def stub_upscaler(upscale_image, name: str = "stub") -> SimpleNamespace:
+    """What ``create_app`` reads of an ``Upscaler``, with ``upscale_image`` of the test's."""
+    card = WeightCard(name=name, architecture={}, sha256="0" * 64)
+    spec = SimpleNamespace(arch="SRResNet")
+    stub = SimpleNamespace(name=name, card=card, scale=4, spec=spec, upscale_image=upscale_image)
+    stub.pick = lambda source=None: stub  # one model, whatever the upload
+    return stub
+
+
 def test_unexpected_error_is_json_500_and_logged(caplog):
     def explode(image, outscale=4.0):
         raise RuntimeError("model fell over")
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=explode)
+    stub = stub_upscaler(explode)
     client = server.create_app(stub).test_client()
     data = encode_png(np.zeros((4, 4, 3), np.uint8), None, "RGB")
     with caplog.at_level(logging.ERROR):
@@ -368,8 +442,7 @@ def test_model_runs_one_request_at_a_time(tmp_path):
             active -= 1
         return image
 
-    card = WeightCard(name="stub", architecture={}, sha256="0" * 64)
-    stub = SimpleNamespace(name="stub", card=card, upscale_image=slow_identity)
+    stub = stub_upscaler(slow_identity)
     data = png_bytes(tmp_path, "RGB", (5, 4), seed=11)
     statuses: list[int] = []
     with running(stub) as url:
@@ -393,6 +466,7 @@ def test_cli_defaults_match_the_server():
     assert serve_cmd.DEFAULT_SERVE_PORT == server.DEFAULT_PORT
     assert serve_cmd.DEFAULT_SERVE_MAX_PIXELS == server.DEFAULT_MAX_PIXELS
     assert serve_cmd.DEFAULT_MAX_UPLOAD_MB == server.DEFAULT_MAX_UPLOAD_MB
+    assert serve_cmd.DEFAULT_MAX_MODELS == server.DEFAULT_MAX_MODELS
 
 
 @pytest.mark.parametrize(
@@ -441,7 +515,7 @@ def test_cli_passes_options_and_warns_off_loopback(monkeypatch, tiny_weights):
     argv = ["serve", "--weights", str(tiny_weights), "--host", "0.0.0.0", "--port", "8080"]
     result = CliRunner().invoke(main, [*argv, "--max-pixels", "1000", "--max-upload-mb", "2"])
     assert result.exit_code == 0, result.output
-    options = {"max_pixels": 1000, "max_upload_bytes": 2 * 1024 * 1024}
+    options = {"max_pixels": 1000, "max_upload_bytes": 2 * 1024 * 1024, "max_models": 2}
     assert calls == [("tiny", "0.0.0.0", 8080, options)]
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Warning: listening on 0.0.0.0")
@@ -467,3 +541,41 @@ def test_srgan_serve_process_until_ctrl_c(tiny_weights, tmp_path):
         proc.wait()
     assert proc.returncode == 0
     assert '"POST /model/predict HTTP/1.1" 200' in rest
+
+
+def test_auto_answers_each_upload_with_its_own_model_and_names_it(tmp_path):
+    """A server over the auto ``ModelSet``: the upload's own header picks the model, the
+    ``X-Srgan-Model`` header names it, the bytes are the forced model's."""
+    from srgan_cli.modelset import load_model
+
+    auto = load_model(precision="fp32")
+    folder = make_mixed_folder(tmp_path)
+    loads: list[str] = []
+
+    def load(name: str):
+        loads.append(name)
+        raise SrganError("not loaded in this test")
+
+    with running(auto, load=load) as url:
+        metadata = request(f"{url}/model/metadata").json()
+        assert metadata["model"] == "auto"
+        assert "srgan sha256" in metadata["source"] and "real sha256" in metadata["source"]
+        for name, model in MIXED_MODELS.items():
+            data = (folder / name).read_bytes()
+            answer = predict(url, data, filename=name)
+            assert answer.status == 200 and answer.headers[server.MODEL_HEADER] == model, name
+            assert answer.body == reference(auto.members[model], data), name
+            for query in ("?model=auto", "?model=real", "?model=srgan"):  # members: no load
+                forced = query.partition("=")[2]
+                answer = predict(url, data, filename=name, query=query)
+                used = model if forced == "auto" else forced
+                assert answer.headers[server.MODEL_HEADER] == used, (name, query)
+                assert answer.body == reference(auto.members[used], data), (name, query)
+        assert loads == []  # auto's members were used as they are
+        other = predict(url, data, query="?model=srresnet")
+        assert other.status == 400 and loads == ["srresnet"]  # not a member: loaded on demand
+        unknown = predict(url, data, query="?model=nope")
+        assert unknown.status == 400
+        assert unknown.json()["message"] == (
+            "unknown model 'nope'; choose one of auto, srgan, real, srresnet"
+        )

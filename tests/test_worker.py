@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 from PIL import Image
 
 from srgan_cli.cli import main
@@ -146,9 +146,9 @@ def test_options_stdin_stdout_and_errors_match(worker: dict, tiny_weights: Path,
     before = jobs_done()
     exists = [upscale(str(source), "-o", str(target), *weights, *x) for x in ([], ["--no-worker"])]
     missing = [upscale(str(tmp_path / "nope.png"), *weights, *x) for x in ([], ["--no-worker"])]
-    assert jobs_done() == before + 2  # the first of each pair was the worker's
+    assert jobs_done() == before  # nothing to do: decided in the client, the worker not asked
     assert [r.exit_code for r in exists + missing] == [1, 1, 2, 2]
-    error = f"Error: {source}: {target} exists (use --overwrite or --skip-existing)"
+    error = f"Error: {source}: {target} exists (use --overwrite, --update or --skip-existing)"
     assert [r.stderr.splitlines()[0] for r in exists] == [error, error]
     assert target.read_bytes() == b"keep me"
     assert (
@@ -375,3 +375,33 @@ def test_auto_starts_one_worker_for_parallel_calls(own_runtime_dir, tiny_weights
     assert [c.wait(timeout=180) for c in clients] == [0, 0, 0]
     assert jobs_done() == 3
     assert all(s.with_name(f"{s.stem}_x4.png").is_file() for s in sources)
+
+
+def test_a_default_worker_holds_auto_and_routes_each_image(own_runtime_dir: Path, tmp_path):
+    """``srgan worker start`` with no model holds auto (both models, loaded once); a mixed
+    folder sent over the socket gets each image's own model, byte for byte as in-process,
+    and a call forcing one of the two is served by the same worker."""
+    folder = make_mixed_folder(tmp_path / "in")
+    done = srgan("worker", "start", "--precision", "fp32")
+    assert done.returncode == 0, done.stderr.decode()
+    status = client.ask("status")
+    assert status is not None and status["model"] == "auto"
+    assert "srgan.weights.h5" in status["weights"] and "real.weights.h5" in status["weights"]
+    fp32 = ["--precision", "fp32"]
+    served = upscale(
+        str(folder), "-o", str(tmp_path / "w"), "--report", str(tmp_path / "w.json"), *fp32
+    )
+    assert served.exit_code == 0, served.output
+    assert jobs_done() == 1
+    rows = json.loads((tmp_path / "w.json").read_text())["images"]
+    assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
+    local = upscale(str(folder), "-o", str(tmp_path / "n"), *fp32, "--no-worker")
+    assert local.exit_code == 0, local.output
+    for name in MIXED_MODELS:
+        png = f"{Path(name).stem}.png"
+        assert (tmp_path / "w" / png).read_bytes() == (tmp_path / "n" / png).read_bytes()
+    forced = upscale(
+        str(folder / "q60.jpg"), "-o", str(tmp_path / "r.png"), "--model", "real", *fp32
+    )
+    assert forced.exit_code == 0 and jobs_done() == 2
+    assert (tmp_path / "r.png").read_bytes() == (tmp_path / "n" / "q60.png").read_bytes()

@@ -23,6 +23,7 @@ from srgan_cli import SCALE
 from srgan_cli.model import GeneratorConfig, generator_flops_per_input_pixel
 from srgan_cli.pipeline import Upscaler, inference_threads
 from srgan_cli.tiling import plan_tiles
+from srgan_cli.weights import OWN_ARCH
 
 DEFAULT_SIZE = 128
 """Side of the square test input in LR pixels (the CLI's ``--size`` default)."""
@@ -73,34 +74,40 @@ def measure_model(
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    config: GeneratorConfig | None
     if isinstance(target, Upscaler):
-        tiles = plan_tiles(size, size, target.tile_size(size, size), target.tile_pad)
+        tiles = plan_tiles(size, size, target.tile_size(size, size), target.pad)
         seen_px = sum((t.py1 - t.py0) * (t.px1 - t.px0) for t in tiles)
-        config = GeneratorConfig.from_dict(target.card.architecture)
+        own = target.spec.arch == OWN_ARCH
+        config = GeneratorConfig.from_dict(target.card.architecture) if own else None
+        architecture = config.to_dict() if config else target.spec.to_dict()
         name, precision, tile_count = target.name, target.precision_used, len(tiles)
+        scale = target.scale
         times = _timings(lambda: target.upscale(pixels), repeats)
     else:
         batch = (pixels.astype(np.float32) / 255.0)[None]
-        seen_px, tile_count = size * size, 1
+        seen_px, tile_count, scale = size * size, 1, SCALE
         config, name, precision = _keras_config(target), target.name, _keras_precision(target)
+        architecture = config.to_dict()
         times = _timings(lambda: target.predict_on_batch(batch), repeats)
     best = min(times)
-    flop = generator_flops_per_input_pixel(config) * seen_px
+    # FLOPs are counted for our SRResNet only; other architectures report times alone.
+    flop = None if config is None else generator_flops_per_input_pixel(config) * seen_px
     return {
         "model": name,
-        "architecture": config.to_dict(),
+        "architecture": architecture,
         "precision": precision,
         "threads": inference_threads(),
         "input_size": [size, size],
-        "output_size": [size * SCALE, size * SCALE],
+        "output_size": [size * scale, size * scale],
         "tiles": tile_count,
         "repeats": repeats,
         "seconds_best": best,
         "seconds_median": statistics.median(times),
         "input_px_per_s": size * size / best,
-        "output_mpx_per_s": (size * SCALE) ** 2 / best / 1e6,
-        "gflop_per_image": flop / 1e9,
-        "gflops": flop / best / 1e9,
+        "output_mpx_per_s": (size * scale) ** 2 / best / 1e6,
+        "gflop_per_image": None if flop is None else flop / 1e9,
+        "gflops": None if flop is None else flop / best / 1e9,
     }
 
 
@@ -128,7 +135,7 @@ def benchmark(
         **result,
         "matmul_peak_gflops": peak,
         "matmul_peak_dtype": "float32",
-        "percent_of_peak": 100.0 * result["gflops"] / peak,
+        "percent_of_peak": None if result["gflops"] is None else 100.0 * result["gflops"] / peak,
     }
 
 
@@ -139,14 +146,24 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     out_w, out_h = result["output_size"]
     tiles = result["tiles"]
     caveat = " (numpy has no bf16 matmul)" if result["precision"] == "bf16" else ""
-    return [
-        f"model     {result['model']} ({arch['blocks']} blocks, {arch['channels']} channels), "
-        f"{result['precision']}, {result['threads']} threads",
+    if "arch" in arch:
+        from srgan_cli.archs import ModelSpec
+
+        what = ModelSpec.from_dict(arch).describe()
+    else:
+        what = f"{arch['blocks']} blocks, {arch['channels']} channels"
+    lines = [
+        f"model     {result['model']} ({what}), {result['precision']}, {result['threads']} threads",
         f"image     {width}x{height} -> {out_w}x{out_h}, {tiles} tile{'' if tiles == 1 else 's'}, "
         f"best of {result['repeats']} after 1 warm-up",
         f"time      {result['seconds_best']:.3f} s (median {result['seconds_median']:.3f} s)",
         f"input     {result['input_px_per_s']:,.0f} px/s",
         f"output    {result['output_mpx_per_s']:.3f} Mpx/s",
+    ]
+    if result["gflops"] is None:
+        return lines
+    return [
+        *lines,
         f"compute   {result['gflops']:.1f} GFLOP/s ({result['gflop_per_image']:.2f} GFLOP/image)",
         f"peak      {result['matmul_peak_gflops']:.1f} GFLOP/s numpy float32 matmul{caveat}: "
         f"{result['percent_of_peak']:.0f}% of the fp32 peak",

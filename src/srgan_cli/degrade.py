@@ -43,10 +43,19 @@ def resize(image: np.ndarray, size: tuple[int, int], resizer: str) -> np.ndarray
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode and decode as a baseline JPEG (4:2:0, Pillow's default) at ``quality``."""
+    return decode(encode(image, "JPEG", quality=int(quality)))
+
+
+def encode(image: np.ndarray, file_format: str, **options: int) -> bytes:
+    """The file Pillow writes for ``image`` in ``file_format`` (JPEG, PNG...)."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
+    Image.fromarray(image).save(buffer, format=file_format, **options)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """An encoded image file -> HxWx3 uint8 RGB."""
+    with Image.open(io.BytesIO(data)) as decoded:
         return np.asarray(decoded.convert("RGB"))
 
 
@@ -115,13 +124,28 @@ class Chain:
     resizer: str
     steps: tuple[tuple[str, float], ...]
 
-    def apply(self, hr: np.ndarray, seed: int = 0) -> np.ndarray:
-        """HR (sides multiples of 4) -> degraded LR; noise is drawn from ``seed``."""
+    def apply(self, hr: np.ndarray, seed: int = 0, factor: int = SCALE) -> np.ndarray:
+        """HR (sides multiples of ``factor``) -> degraded x1/``factor`` LR (``factor`` 1: the
+        HR itself, then the steps); noise is drawn from ``seed``."""
+        return self.apply_encoded(hr, seed, factor)[0]
+
+    def apply_encoded(
+        self, hr: np.ndarray, seed: int = 0, factor: int = SCALE
+    ) -> tuple[np.ndarray, bytes | None]:
+        """``apply``, and the LR's file when the chain's last step is a JPEG encode: the
+        bytes whose header ``--model auto`` reads (None otherwise: a lossless array)."""
         rng = np.random.default_rng(seed)
-        lr = resize(hr, downscaled_size(hr), self.resizer)
+        size = downscaled_size(hr, factor)
+        lr = hr if factor == 1 else resize(hr, size, self.resizer)
+        data = None
         for kind, amount in self.steps:
-            lr = jpeg(lr, int(amount)) if kind == "jpeg" else gaussian_noise(lr, amount, rng)
-        return lr
+            if kind == "jpeg":
+                data = encode(lr, "JPEG", quality=int(amount))
+                lr = decode(data)
+            else:
+                data = None
+                lr = gaussian_noise(lr, amount, rng)
+        return lr, data
 
 
 def parse_chain(text: str) -> Chain:

@@ -24,3 +24,9 @@ class ImageError(SrganError):
 
 class WeightsError(SrganError):
     """Model weights are missing, corrupted, or do not match the architecture."""
+
+
+class ModelFileError(SrganError):
+    """A foreign model file is unknown, damaged, unsafe, or does not fit its architecture."""
+
+    exit_code = 2

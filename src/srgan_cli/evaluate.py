@@ -20,7 +20,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli import SCALE
-from srgan_cli.degrade import DEFAULT_CHAIN, PROTOCOL_CHAIN, Chain, image_seed, parse_chain
+from srgan_cli.degrade import (
+    DEFAULT_CHAIN,
+    PROTOCOL_CHAIN,
+    Chain,
+    encode,
+    image_seed,
+    parse_chain,
+)
 from srgan_cli.errors import UsageError
 from srgan_cli.imageio import read_image
 from srgan_cli.metrics import bicubic_upscale, crop_to_multiple, psnr, ssim
@@ -44,16 +51,27 @@ PROTOCOL: dict[str, Any] = {
 """How the numbers were made (for the default chain); written into the JSON next to them."""
 
 
-def protocol(chain: str = DEFAULT_CHAIN) -> dict[str, Any]:
-    """``PROTOCOL`` with its degradation line saying which chain made the LR inputs."""
+def protocol(chain: str = DEFAULT_CHAIN, scale: int = SCALE) -> dict[str, Any]:
+    """``PROTOCOL`` at the model's ``scale`` (the LR is x1/scale; an x1 model gets the HR
+    itself, degraded only by the chain's steps), its degradation line naming the chain."""
+    base = PROTOCOL
+    if scale != SCALE:
+        base = {
+            **PROTOCOL,
+            "scale": scale,
+            "degradation": f"crop HR to a multiple of {scale}, Pillow BICUBIC x1/{scale}",
+            "psnr_ssim": f"Y channel (ITU-R BT.601, 16-235), {scale} px border shaved",
+            "baseline": f"Pillow BICUBIC x{scale}",
+        }
     if chain == DEFAULT_CHAIN:
-        return PROTOCOL
+        return base
     steps = (
-        f"crop HR to a multiple of 4, then the chain {chain!r} (srgan_cli.degrade.parse_chain): "
-        "Pillow resizer x1/4, then JPEG (Pillow, 4:2:0) / Gaussian noise (sigma in grey "
-        "levels) in order; noise seeded by zlib.crc32 of 'set/image'"
+        f"crop HR to a multiple of {scale}, then the chain {chain!r} "
+        f"(srgan_cli.degrade.parse_chain): Pillow resizer x1/{scale}, then JPEG (Pillow, "
+        "4:2:0) / Gaussian noise (sigma in grey levels) in order; noise seeded by zlib.crc32 "
+        "of 'set/image'"
     )
-    return {**PROTOCOL, "degradation": steps}
+    return {**base, "degradation": steps}
 
 
 class SuperResolver(Protocol):
@@ -62,8 +80,13 @@ class SuperResolver(Protocol):
     name: str
 
     def upscale(self, pixels: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 RGB -> 4Hx4Wx3 uint8 RGB."""
+        """HxWx3 uint8 RGB -> (scale*H)x(scale*W)x3 uint8 RGB (``scale``: 4 if absent)."""
         ...
+
+
+def model_scale(model: SuperResolver) -> int:
+    """The scale a model works at (``Upscaler.scale``); 4 for one that does not say."""
+    return int(getattr(model, "scale", SCALE))
 
 
 Lpips = Callable[[np.ndarray, np.ndarray], float]
@@ -82,7 +105,8 @@ class BenchmarkSet:
 class ImageScore:
     """One HR image's scores: PSNR in dB, SSIM in [-1, 1], LPIPS >= 0 (None when skipped).
 
-    ``seconds`` is the model's upscaling time for this image (metrics excluded).
+    ``seconds`` is the model's upscaling time for this image (metrics excluded). ``model``
+    names the model that upscaled it (with ``auto``, the one the LR's file asked for).
     """
 
     set: str
@@ -94,6 +118,7 @@ class ImageScore:
     bicubic_ssim: float
     bicubic_lpips: float | None
     seconds: float
+    model: str = ""
 
 
 SCORE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageScore))
@@ -124,6 +149,7 @@ class Evaluation:
     sets: tuple[SetScore, ...]
     seconds: float
     degradation: str = DEFAULT_CHAIN
+    scale: int = SCALE
 
     def to_dict(self, **run_info: Any) -> dict[str, Any]:
         """JSON-ready content: ``run_info`` (version, precision...), protocol, sets, images."""
@@ -131,7 +157,7 @@ class Evaluation:
             "model": self.model,
             **run_info,
             "degradation": self.degradation,
-            "protocol": protocol(self.degradation),
+            "protocol": protocol(self.degradation, self.scale),
             "total_s": round(self.seconds, 3),
             "sets": [_rounded(asdict(score)) for score in self.sets],
             "images": [_rounded(asdict(score)) for score in self.images],
@@ -201,24 +227,32 @@ def score_image(
     """Run the protocol on one HxWx3 uint8 HR image: the model and bicubic from the same LR.
 
     ``chain`` (default: the published protocol's Pillow bicubic x1/4) makes the LR; its
-    noise is seeded by the image's set and name, so every run scores the same inputs.
+    noise is seeded by the image's set and name, so every run scores the same inputs. A
+    model with ``pick`` (``--model auto``) chooses from the LR's file: the chain's own JPEG
+    bytes when it ends in a JPEG encode, else the LR as a (lossless) PNG.
     """
-    hr = crop_to_multiple(hr)
-    lr = chain.apply(hr, seed=image_seed(f"{set_name}/{image_name}"))
+    scale = model_scale(model)
+    hr = crop_to_multiple(hr, scale)
+    seed = image_seed(f"{set_name}/{image_name}")
+    lr, encoded = chain.apply_encoded(hr, seed=seed, factor=scale)
+    pick = getattr(model, "pick", None)
+    if pick is not None:
+        model = pick(encoded if encoded is not None else encode(lr, "PNG"))
     started = time.perf_counter()
     sr = model.upscale(lr)
     seconds = time.perf_counter() - started
-    bicubic = bicubic_upscale(lr)
+    bicubic = bicubic_upscale(lr, scale)
     return ImageScore(
         set=set_name,
         image=image_name,
-        psnr=psnr(hr, sr, border=BORDER),
-        ssim=ssim(hr, sr, border=BORDER),
+        psnr=psnr(hr, sr, border=scale),
+        ssim=ssim(hr, sr, border=scale),
         lpips=None if lpips is None else lpips(hr, sr),
-        bicubic_psnr=psnr(hr, bicubic, border=BORDER),
-        bicubic_ssim=ssim(hr, bicubic, border=BORDER),
+        bicubic_psnr=psnr(hr, bicubic, border=scale),
+        bicubic_ssim=ssim(hr, bicubic, border=scale),
         bicubic_lpips=None if lpips is None else lpips(hr, bicubic),
         seconds=seconds,
+        model=model.name,
     )
 
 
@@ -273,7 +307,9 @@ def evaluate(
         rows.extend(scores)
         summaries.append(summarise(bench.name, scores))
     seconds = time.perf_counter() - started
-    return Evaluation(model.name, tuple(rows), tuple(summaries), seconds, chain.name)
+    return Evaluation(
+        model.name, tuple(rows), tuple(summaries), seconds, chain.name, model_scale(model)
+    )
 
 
 # -- tables ---------------------------------------------------------------------------------

@@ -131,6 +131,29 @@ def read_image(
         return _decode(stream, label, max_pixels)
 
 
+def probe_image(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+) -> tuple[str, tuple[int, int]]:
+    """(output mode, (width, height)) from a file's header, decoding no pixel data.
+
+    What the output of ``read_image`` will be, known before a model is loaded, so an image
+    its output format cannot hold (alpha as JPEG) is refused first. ImageError, as
+    ``read_image`` would raise it, for a file that cannot be opened, is not a supported
+    image, or has too many pixels; damage in the pixel data is only found by decoding.
+    """
+    label = name or os.fsdecode(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as err:
+        raise _error(label, f"cannot open: {err.strerror or err}") from err
+    with handle, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = _open(handle, label)
+        with img:
+            _check_pixel_count(img, label, max_pixels)
+            return _working_mode(img)[1], img.size
+
+
 def _decode(stream: BinaryIO, label: str, max_pixels: int) -> DecodedImage:
     """Open lazily, check the pixel count, then load and split into arrays."""
     # Our max_pixels check replaces Pillow's warning; the filter change is undone on exit.

@@ -11,18 +11,14 @@ callbacks.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -37,6 +33,7 @@ from srgan_cli.imageio import (
     encode_image,
     from_array,
     from_pil,
+    probe_image,
     read_image,
     save_image,
     to_array,
@@ -46,8 +43,26 @@ from srgan_cli.imageio import (
 from srgan_cli.jobs import Job, OutputClaims
 from srgan_cli.remote import Uri
 from srgan_cli.resize import check_outscale, output_size, resize_alpha, resize_pixels
-from srgan_cli.tiling import DEFAULT_TILE_PAD, auto_tile_size, plan_tiles, upscale_tiled
-from srgan_cli.weights import WeightCard, load_generator, resolve
+from srgan_cli.results import (  # noqa: F401 - the report functions are re-exported
+    REPORT_SUFFIXES,
+    ImageResult,
+    build_report,
+    check_report_path,
+    output_name,
+    result_dict,
+    write_report,
+)
+from srgan_cli.tiling import (
+    DEFAULT_TILE_PAD,
+    auto_tile_size,
+    peak_bytes_per_px,
+    plan_tiles,
+    upscale_tiled,
+)
+from srgan_cli.weights import OWN_ARCH, WeightCard, load_generator, resolve, spec_of
+
+if TYPE_CHECKING:
+    from srgan_cli.modelset import AnyUpscaler
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 """``--precision`` values: ``auto`` picks bf16 only where the CPU computes it natively."""
@@ -61,8 +76,6 @@ DEFAULT_MEMORY_BUDGET: int = 2_250_000_000
 RUNTIME_BASELINE_BYTES: int = 750_000_000
 MIN_ACTIVATION_BUDGET: int = 768 << 20
 """Bytes of activations one tile may use when ``tile`` is automatic (see ``auto_tile_size``)."""
-
-REPORT_SUFFIXES: tuple[str, ...] = (".json", ".csv")
 
 _CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16")
 _QUEUE_DEPTH = 2
@@ -154,16 +167,25 @@ class Upscaler:
         self.path: Path = resolve(model, weights)
         policy = "mixed_bfloat16" if self.precision_used == "bf16" else None
         network, card = load_generator(self.path, dtype_policy=policy)
-        from srgan_cli.model import for_inference  # keras: only once a model is needed
-
-        self._model = for_inference(network)  # same function, faster tail (model.py)
         self.card: WeightCard = card
+        self.spec = spec_of(card)
+        self.scale: int = self.spec.scale
+        if self.spec.arch == OWN_ARCH:
+            from srgan_cli.model import for_inference  # keras: only once a model is needed
+
+            network = for_inference(network)  # same function, faster tail (model.py)
+        self._model = network
         self.name: str = self.card.name
-        self.channels: int = int(self.card.architecture.get("channels", 64))
+        width = self.spec.params.get("num_feat", self.spec.params.get("channels"))
+        self.bytes_per_px: float = peak_bytes_per_px(self.spec.arch, width)
         self.tile = tile
         self.tile_pad = tile_pad
         self.memory_budget = memory_budget
         self.tta = tta
+
+    def pick(self, source: Any = None) -> Upscaler:
+        """This model, whatever the input (``modelset.ModelSet.pick`` chooses per input)."""
+        return self
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         """The model on one batch, or its 8-view self-ensemble when ``tta`` is on."""
@@ -174,37 +196,51 @@ class Upscaler:
         return self._infer_once(batch)
 
     def _infer_once(self, batch: np.ndarray) -> np.ndarray:
-        """1xHxWx3 float32 in [0, 1] -> 1x4Hx4Wx3 float32.
+        """1xHxWx3 float32 in [0, 1] -> 1x(scale*H)x(scale*W)x3 float32.
+
+        A model that needs sides in multiples of ``spec.input_multiple`` (pixel-unshuffle
+        inputs) gets the batch reflect-padded up to them, and its output is cropped back.
 
         ``predict_on_batch`` keeps a compiled graph (it generalises to any size after the
         second shape); measured on the 16x64 generator, 128x128 input, 2 cores: 0.52 s vs
         0.64 s for eager ``model(x)`` in fp32, 0.40 s vs 0.49 s in bf16 (before the
         ``for_inference`` tail, which brought them to 0.39 s and 0.26 s).
         """
-        return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
+        height, width = batch.shape[1:3]
+        padded = pad_to_multiple(batch, self.spec.input_multiple)
+        out = np.asarray(self._model.predict_on_batch(padded), dtype=np.float32)
+        return out[:, : height * self.scale, : width * self.scale]
 
     def tile_size(self, height: int, width: int) -> int:
-        """The tile side used for an image of this size (0 = whole image)."""
+        """The tile side used for an image of this size (0 = whole image), a multiple of the
+        model's ``input_multiple`` so that tiles meet its pixel-unshuffle grid."""
         if self.tile is not None:
-            return self.tile
-        output_bytes = 2 * (SCALE * SCALE * height * width * 3)
+            return _round_up(self.tile, self.spec.input_multiple)
+        output_bytes = 2 * (self.scale * self.scale * height * width * 3)
         budget = self.memory_budget - RUNTIME_BASELINE_BYTES - output_bytes
         budget = max(budget, min(MIN_ACTIVATION_BUDGET, self.memory_budget))
-        return auto_tile_size(height, width, budget, self.channels, pad=self.tile_pad)
+        side = auto_tile_size(height, width, budget, self.bytes_per_px, pad=self.tile_pad)
+        return _round_up(side, self.spec.input_multiple)
+
+    @property
+    def pad(self) -> int:
+        """The tile context used: ``tile_pad`` rounded up to the model's input multiple."""
+        return _round_up(self.tile_pad, self.spec.input_multiple)
 
     def tiles_for(self, height: int, width: int) -> int:
         """How many model calls an image of ``height`` x ``width`` input pixels takes."""
-        return len(plan_tiles(height, width, self.tile_size(height, width), self.tile_pad))
+        return len(plan_tiles(height, width, self.tile_size(height, width), self.pad))
 
     def upscale(
-        self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float = SCALE
+        self, image: ImageLike, on_tile: OnTile | None = None, *, outscale: float | None = None
     ) -> ImageLike:
         """Upscale a numpy array or a PIL Image; the same type comes back.
 
         Arrays: HxWx3 RGB, HxWx4 RGBA or HxW gray, uint8 or uint16 (the dtype is kept).
         PIL Images: any mode ``read_image`` accepts; the result is in its output mode with the
-        ICC profile in ``info``. ``outscale`` (0 < F <= 4): the model's 4x, then a Lanczos
-        resize to F times the input size, rounded. ``on_tile`` is called after each tile.
+        ICC profile in ``info``. ``outscale`` (0 < F <= the model's scale, default that
+        scale): the model, then a Lanczos resize to F times the input size, rounded.
+        ``on_tile`` is called after each tile.
         """
         if isinstance(image, np.ndarray):
             return to_array(self.upscale_image(from_array(image), on_tile, outscale=outscale))
@@ -213,68 +249,84 @@ class Upscaler:
         raise TypeError(f"expected a numpy array or a PIL Image, got {type(image).__name__}")
 
     def upscale_image(
-        self, image: DecodedImage, on_tile: OnTile | None = None, *, outscale: float = SCALE
+        self, image: DecodedImage, on_tile: OnTile | None = None, *, outscale: float | None = None
     ) -> DecodedImage:
-        """Upscale a decoded image to ``outscale`` times its size (see ``resize``).
+        """Upscale a decoded image to ``outscale`` (default: the model's scale) times its size.
 
-        Colour goes through the model (4x), then Lanczos to the output size; alpha goes
+        Colour goes through the model, then Lanczos to the output size; alpha goes
         straight to that size with bicubic (``resize.resize_alpha``). Mode, ICC profile and
         notes are carried over, so the output is written in the input's mode.
         """
-        size = output_size(*image.size, outscale)
+        size = output_size(*image.size, self.check_outscale(outscale))
         rgb = resize_pixels(self._upscale_rgb(image.pixels, on_tile), size)
         alpha = None if image.alpha is None else resize_alpha(image.alpha, size)
         return DecodedImage(rgb, alpha, image.mode, image.icc_profile, list(image.notes))
 
+    def check_outscale(self, outscale: float | None) -> float:
+        """``outscale`` as a float, None = the model's scale; above that scale is refused."""
+        return float(self.scale) if outscale is None else check_outscale(outscale, self.scale)
+
     def _upscale_rgb(self, pixels: np.ndarray, on_tile: OnTile | None = None) -> np.ndarray:
-        """HxWx3 uint8/uint16 RGB -> 4Hx4Wx3 of the same dtype, tiled; ``on_tile`` per tile."""
+        """HxWx3 uint8/uint16 RGB -> (scale*H)x(scale*W)x3, same dtype, tiled; ``on_tile``
+        per tile."""
         height, width = pixels.shape[:2]
         return upscale_tiled(
             pixels,
             self._infer,
             tile=self.tile_size(height, width),
-            pad=self.tile_pad,
+            pad=self.pad,
+            scale=self.scale,
             on_tile=on_tile,
         )
 
 
-@dataclass
-class ImageResult:
-    """What happened to one job; sizes are [width, height] in pixels, times in seconds.
+def format_refusal(job: Job, mode: str, size: tuple[int, int], outscale: float) -> str | None:
+    """Why ``job``'s output format cannot hold an input of ``mode`` and ``size`` (width,
+    height) upscaled ``outscale`` times, as one line naming the input; None when it can."""
+    reason = OutputFormat(job.format).refusal(mode, output_size(*size, outscale))
+    return None if reason is None else f"{job.display_name}: {reason}"
 
-    ``total_s`` is load + infer + save for this image (time waiting in queues excluded);
-    the batch's wall time is the report's ``total_s``. ``error`` is one line naming the file.
-    ``node`` is the machine that did the work (a Ray run names the Ray node, see
-    ``ray_engine.node_name``), so a report merged from many machines says where each ran.
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
+    """NHWC ``batch`` with H and W padded (mirrored at the bottom/right) to ``multiple``."""
+    height, width = batch.shape[1:3]
+    extra_h, extra_w = -height % multiple, -width % multiple
+    if not (extra_h or extra_w):
+        return batch
+    return np.pad(batch, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)), mode="symmetric")
+
+
+def refusal_from_header(
+    job: Job, *, outscale: float = SCALE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> str | None:
+    """Why ``job`` would fail, as far as its input's header tells (no pixel is decoded):
+    not an image, too many pixels, or a format that cannot hold it (alpha as JPEG). Front
+    ends ask this before loading the model. Regular local files only: stdin, a FIFO or a
+    process substitution would lose the bytes read here, and an object-store input would be
+    fetched twice (the pipeline checks those as it reads).
     """
-
-    input: str
-    output: str
-    in_size: list[int] | None = None
-    out_size: list[int] | None = None
-    tiles: int = 0
-    load_s: float = 0.0
-    infer_s: float = 0.0
-    save_s: float = 0.0
-    total_s: float = 0.0
-    error: str | None = None
-    skipped: bool = False
-    notes: list[str] = field(default_factory=list)
-    node: str = field(default_factory=socket.gethostname)
-
-    @property
-    def ok(self) -> bool:
-        """Neither failed nor skipped (so far: later stages may still record an error)."""
-        return self.error is None and not self.skipped
+    if not isinstance(job.input, Path) or not job.input.is_file():
+        return None
+    try:
+        mode, size = probe_image(job.input, max_pixels=max_pixels, name=job.display_name)
+    except ImageError as err:
+        return str(err)
+    return format_refusal(job, mode, size, outscale)
 
 
 @dataclass
 class _Work:
-    """A job travelling reader -> model -> writer; ``image`` is the input, then the output."""
+    """A job travelling reader -> model -> writer; ``image`` is the input, then the output;
+    ``model`` is the one chosen for it when it was read."""
 
     job: Job
     result: ImageResult
     image: DecodedImage | None = None
+    model: Upscaler | None = None
 
 
 _DONE = object()
@@ -282,39 +334,47 @@ _DONE = object()
 
 
 def run_jobs(
-    upscaler: Upscaler,
+    upscaler: AnyUpscaler,
     jobs: Sequence[Job],
     *,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
     quality: int = DEFAULT_QUALITY,
-    outscale: float = SCALE,
+    outscale: float | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     skip_existing: bool = False,
+    update: bool = False,
     stdin_bytes: bytes | None = None,
     stdout: BinaryIO | None = None,
     on_image: Callable[[ImageResult], None] | None = None,
     on_tile: Callable[[int, int], None] | None = None,
 ) -> list[ImageResult]:
     """Upscale every job to ``outscale`` times its size in its ``job.format``; one
-    ``ImageResult`` per job, in job order.
+    ``ImageResult`` per job, in job order. Each image goes through ``upscaler.pick`` of its
+    file (a ``ModelSet`` chooses by the header; an ``Upscaler`` is always itself).
 
     ``compress_level`` (PNG, 0-9) and ``quality`` (JPEG/WebP, 1-100) tune the encoders.
     A failure (unreadable input, existing output, an image its format cannot hold such as
     alpha as JPEG, write error) is recorded in that result and the batch goes on. No job
     ever writes over an input of the batch, and two jobs never write the same output.
-    ``skip_existing`` skips an output at least as new as its input
-    (make-style) and redoes older ones; otherwise an existing output is an error unless
-    ``overwrite``. ``on_image(result)`` is called from the writer thread, in job order, as
-    each job finishes; ``on_tile(done, total)`` from the calling thread after each tile.
-    KeyboardInterrupt stops both helper threads (the file being written is completed or
-    removed by ``write_atomic``) and propagates.
+    An existing output is replaced with ``overwrite``, kept with ``skip_existing``,
+    replaced only when older than its input with ``update`` (make's rule), and is an error
+    otherwise (``jobs.OutputClaims``). ``on_image(result)`` is called from the writer
+    thread, in job order, as each job finishes; ``on_tile(done, total)`` from the calling
+    thread after each tile. KeyboardInterrupt stops both helper threads (the file being
+    written is completed or removed by ``write_atomic``) and propagates.
     """
     batch = _Batch(
         upscaler,
         jobs,
         _BatchOptions(
-            compress_level, quality, check_outscale(outscale), max_pixels, overwrite, skip_existing
+            compress_level,
+            quality,
+            upscaler.check_outscale(outscale),
+            max_pixels,
+            overwrite,
+            skip_existing,
+            update,
         ),
         stdin_bytes,
         stdout,
@@ -332,6 +392,7 @@ class _BatchOptions:
     max_pixels: int
     overwrite: bool
     skip_existing: bool
+    update: bool = False
 
     def __post_init__(self) -> None:
         self.output_format("png")  # a bad quality or level is a UsageError before any work
@@ -345,7 +406,7 @@ class _Batch:
 
     def __init__(
         self,
-        upscaler: Upscaler,
+        upscaler: AnyUpscaler,
         jobs: Sequence[Job],
         options: _BatchOptions,
         stdin_bytes: bytes | None,
@@ -361,7 +422,10 @@ class _Batch:
         self.on_image = on_image
         self.on_tile = on_tile
         self.claims = OutputClaims(
-            self.jobs, overwrite=options.overwrite, skip_existing=options.skip_existing
+            self.jobs,
+            overwrite=options.overwrite,
+            skip_existing=options.skip_existing,
+            update=options.update,
         )
         self.results: list[ImageResult] = []
         self.stop = threading.Event()
@@ -414,7 +478,7 @@ class _Batch:
         for job in self.jobs:
             if self.stop.is_set():
                 return
-            work = _Work(job, ImageResult(job.display_name, _output_name(job)))
+            work = _Work(job, ImageResult(job.display_name, output_name(job)))
             self._check_output(work)
             if work.result.ok:
                 self._load(work)
@@ -437,14 +501,11 @@ class _Batch:
             if job.input is None:
                 if self.stdin_bytes is None:
                     raise ImageError(f"{job.display_name}: no data on standard input")
-                image = read_image(
-                    self.stdin_bytes, max_pixels=self.options.max_pixels, name=job.display_name
-                )
+                source: bytes | Path = self.stdin_bytes
             else:
                 source = job.input.read_bytes() if isinstance(job.input, Uri) else job.input
-                image = read_image(
-                    source, max_pixels=self.options.max_pixels, name=job.display_name
-                )
+            image = read_image(source, max_pixels=self.options.max_pixels, name=job.display_name)
+            work.model = self.upscaler.pick(source)  # the header only: no pixels looked at
         except ImageError as err:
             result.error = str(err)
         except OSError as err:
@@ -460,10 +521,9 @@ class _Batch:
         image, result = work.image, work.result
         assert image is not None
         output = self.options.output_format(work.job.format)
-        size = output_size(*image.size, self.options.outscale)
-        reason = output.refusal(image.mode, size)
+        reason = format_refusal(work.job, image.mode, image.size, self.options.outscale)
         if reason is not None:
-            result.error = f"{work.job.display_name}: {reason}"
+            result.error = reason
             work.image = None
             return
         result.notes += output.notes(image.mode)
@@ -490,10 +550,11 @@ class _Batch:
                     return _DONE
 
     def _infer(self, work: _Work) -> None:
-        image, result = work.image, work.result
-        assert image is not None
+        image, result, model = work.image, work.result, work.model
+        assert image is not None and model is not None
         height, width = image.pixels.shape[:2]
-        result.tiles = self.upscaler.tiles_for(height, width)
+        result.model = model.name
+        result.tiles = model.tiles_for(height, width)
         done = 0
 
         def tile_finished() -> None:
@@ -503,7 +564,7 @@ class _Batch:
                 self.on_tile(done, result.tiles)
 
         start = time.perf_counter()
-        work.image = self.upscaler.upscale_image(
+        work.image = model.upscale_image(
             image, on_tile=tile_finished, outscale=self.options.outscale
         )
         result.infer_s = time.perf_counter() - start
@@ -558,88 +619,5 @@ class _Batch:
         return False
 
 
-def _output_name(job: Job) -> str:
-    return "-" if job.output is None else str(job.output)
-
-
 def _reason(err: OSError) -> str:
     return err.strerror or str(err) or type(err).__name__
-
-
-# -- report --------------------------------------------------------------------------------
-
-_RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageResult))
-_TIMES = ("load_s", "infer_s", "save_s", "total_s")
-
-
-def result_dict(result: ImageResult) -> dict[str, Any]:
-    """JSON-ready dict of one result: times rounded to 0.1 ms, ``error`` only when failed."""
-    data = asdict(result)
-    for key in _TIMES:
-        data[key] = round(data[key], 4)
-    if data["error"] is None:
-        del data["error"]
-    return data
-
-
-def build_report(
-    results: Sequence[ImageResult],
-    *,
-    version: str,
-    model: str,
-    precision: str,
-    threads: int,
-    startup_s: float,
-    total_s: float,
-) -> dict[str, Any]:
-    """The ``--report`` content: run settings, model load and wall time, one entry per image."""
-    return {
-        "version": version,
-        "model": model,
-        "precision": precision,
-        "threads": threads,
-        "startup_s": round(startup_s, 4),
-        "total_s": round(total_s, 4),
-        "images": [result_dict(result) for result in results],
-    }
-
-
-def check_report_path(path: str | os.PathLike[str]) -> str:
-    """The report format ("json" or "csv") from the suffix; UsageError for anything else."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in REPORT_SUFFIXES:
-        raise UsageError(f"report {os.fspath(path)!r} must end in .json or .csv")
-    return suffix[1:]
-
-
-def write_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``report`` atomically: ``.json`` as one object, ``.csv`` as one row per image.
-
-    CSV cells: sizes as "WxH", notes joined by "; ", ``error`` empty when the image succeeded,
-    ``skipped`` as true/false.
-    """
-    is_json = check_report_path(path) == "json"
-    data = json.dumps(report, indent=2) + "\n" if is_json else _csv_text(report["images"])
-    write_atomic(path, data.encode("utf-8"))
-
-
-def _csv_text(images: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(_RESULT_FIELDS), lineterminator="\n")
-    writer.writeheader()
-    for image in images:
-        writer.writerow({name: _csv_cell(name, image.get(name)) for name in _RESULT_FIELDS})
-    return buffer.getvalue()
-
-
-def _csv_cell(name: str, value: Any) -> str:
-    """One CSV cell: "WxH" sizes, "; "-joined notes, true/false, empty for None."""
-    if value is None:
-        return ""
-    if name in ("in_size", "out_size"):
-        return "x".join(str(v) for v in value)
-    if name == "notes":
-        return "; ".join(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -6,8 +6,9 @@ pool of actors, each of which builds one ``Upscaler`` (the model is loaded once 
 not per image) and does each row with ``pipeline.run_jobs``, so decoding, tiling, encoding
 and the atomic write are exactly the single-process code. The output rules (an input is never
 overwritten, an existing output is skipped or refused) are decided once on the driver with
-``jobs.OutputClaims`` before any worker writes, so a task Ray retries after a worker died
-redoes the same write instead of tripping over its own half-finished run.
+``jobs.OutputClaims`` (``results.decide_outputs``) before any worker writes, so a task Ray
+retries after a worker died redoes the same write instead of tripping over its own
+half-finished run.
 
 Paths must name the same files on every node (a shared filesystem); they are made absolute
 on the driver. Inputs and outputs given as URIs (``s3://``, ``file:///``: ``remote.Uri``) are
@@ -32,12 +33,15 @@ from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.jobs import Job, OutputClaims, location
 from srgan_cli.pipeline import DEFAULT_MEMORY_BUDGET, ImageResult, run_jobs
 from srgan_cli.remote import Uri
+from srgan_cli.results import decide_outputs
+from srgan_cli.tfstartup import LOG_LEVEL_ENV, QUIET_LEVEL
 
 LOCAL = "local"
 """``--ray local``: start a private Ray on this machine for the run (shut down afterwards)."""
 
-_RAY_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-"""TensorFlow's start-up notices from every actor would bury the progress bar."""
+_RAY_ENV = {LOG_LEVEL_ENV: os.environ.get(LOG_LEVEL_ENV, QUIET_LEVEL)}
+"""TensorFlow's start-up notices (the CUDA probe's error too) from every actor would bury
+the progress bar; a level of the user's own is passed on (``tfstartup``)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ def run_on_ray(
     run_kwargs: dict[str, Any] | None = None,
     overwrite: bool = False,
     skip_existing: bool = False,
+    update: bool = False,
     on_image: Callable[[ImageResult], None] | None = None,
 ) -> RayRun:
     """Run ``jobs`` on Ray; ``ImageResult``s in job order, each with the ``node`` that did it.
@@ -96,7 +101,8 @@ def run_on_ray(
     used and left open).
     """
     check_reachable(jobs)
-    results, todo = _decide_outputs(jobs, overwrite, skip_existing, on_image)
+    claims = OutputClaims(jobs, overwrite=overwrite, skip_existing=skip_existing, update=update)
+    results, todo = decide_outputs(jobs, claims, on_image)
     precisions: set[str] = set()
     actors = 0
     if todo:
@@ -110,28 +116,6 @@ def run_on_ray(
                 results[index] = _report(result, on_image)
     precision = ",".join(sorted(precisions)) or str(upscaler_kwargs.get("precision", "auto"))
     return RayRun([results[i] for i in range(len(jobs))], precision, actors)
-
-
-def _decide_outputs(
-    jobs: Sequence[Job],
-    overwrite: bool,
-    skip_existing: bool,
-    on_image: Callable[[ImageResult], None] | None,
-) -> tuple[dict[int, ImageResult], list[tuple[int, Job]]]:
-    """``jobs.OutputClaims`` on the driver: results for refused and skipped jobs, and the
-    (index, job) pairs left to do, which workers then write unconditionally."""
-    results: dict[int, ImageResult] = {}
-    todo: list[tuple[int, Job]] = []
-    claims = OutputClaims(jobs, overwrite=overwrite, skip_existing=skip_existing)
-    for index, job in enumerate(jobs):
-        decision = claims.check(job)
-        if decision.error is None and not decision.skip:
-            todo.append((index, job))
-            continue
-        result = ImageResult(job.display_name, str(job.output), skipped=decision.skip)
-        result.error = decision.error
-        results[index] = _report(result, on_image)
-    return results, todo
 
 
 def _rows(ray: Any, dataset: Any, jobs: Sequence[Job]) -> Iterator[tuple[int, ImageResult, str]]:
@@ -302,7 +286,8 @@ def _result_from(row: dict[str, Any], job: Job) -> ImageResult:
 
 
 class _UpscaleRows:
-    """One Ray actor: loads the ``Upscaler`` once, then upscales row after row.
+    """One Ray actor: loads the ``Upscaler`` (for ``auto``, both models) once, then upscales
+    row after row.
 
     Everything that can go wrong with one image (bad bytes, an unwritable folder, a bug hit
     by one odd file) becomes that row's ``error``, so one file never stops the dataset.
@@ -311,13 +296,16 @@ class _UpscaleRows:
     def __init__(
         self, upscaler_kwargs: dict[str, Any], run_kwargs: dict[str, Any], threads: int
     ) -> None:
-        import tensorflow as tf
+        from srgan_cli.tfstartup import quiet_tensorflow_startup
+
+        with quiet_tensorflow_startup():
+            import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        from srgan_cli.pipeline import Upscaler
+        from srgan_cli.modelset import load_model
 
-        self.upscaler = Upscaler(**upscaler_kwargs)
+        self.upscaler = load_model(**upscaler_kwargs)  # auto: both models, once per actor
         self.run_kwargs = run_kwargs
         self.node = node_name()
 

@@ -1,7 +1,8 @@
-"""Output scales other than the model's 4x (``--outscale``), and alpha's resize.
+"""Output scales other than the model's own (``--outscale``), and alpha's resize.
 
-The generator only knows 4x. For 2x or 3x output (Real-ESRGAN's ``--outscale``) we run the
-model and then resize its output with Lanczos to ``outscale`` times the input size: the model
+A model knows one scale (ours 4x; imported ones x1, x2, x4...). For 2x or 3x output from
+4x (Real-ESRGAN's ``--outscale``) we run the model and then resize its output with Lanczos
+to ``outscale`` times the input size: the model
 invents the detail, Lanczos only removes what the smaller size cannot show, so 2x keeps more
 texture than a bicubic 2x of the input. Alpha never goes through the model (see
 ``resize_alpha``). Arrays in, arrays out; Pillow is the only dependency.
@@ -18,20 +19,25 @@ from srgan_cli import SCALE
 from srgan_cli.errors import UsageError
 
 MAX_OUTSCALE: float = float(SCALE)
-"""Largest output scale: more than the model's 4x would only interpolate."""
+"""Largest output scale of our own (x4) models: more than the model's scale only interpolates."""
 
 
-def check_outscale(value: float) -> float:
-    """``value`` as a float when 0 < value <= 4; UsageError (exit 2 / HTTP 400) otherwise."""
+def check_outscale(value: float, limit: float = MAX_OUTSCALE) -> float:
+    """``value`` as a float when 0 < value <= ``limit`` (the model's scale); UsageError
+    (exit 2 / HTTP 400) otherwise."""
     scale = float(value)
-    if not (0.0 < scale <= MAX_OUTSCALE):  # also refuses NaN
-        raise UsageError(f"outscale must be > 0 and <= {MAX_OUTSCALE:g}, got {value!r}")
+    if not (0.0 < scale <= limit):  # also refuses NaN
+        raise UsageError(
+            f"outscale must be > 0 and <= {limit:g} (the model's scale), got {value!r}"
+        )
     return scale
 
 
 def output_size(width: int, height: int, outscale: float = MAX_OUTSCALE) -> tuple[int, int]:
     """(width, height) of the output: ``outscale`` times the input, rounded half up, >= 1."""
-    scale = check_outscale(outscale)
+    scale = float(outscale)
+    if not (scale > 0.0 and math.isfinite(scale)):
+        raise UsageError(f"outscale must be > 0, got {outscale!r}")
     return _scaled(width, scale), _scaled(height, scale)
 
 

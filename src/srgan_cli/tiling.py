@@ -23,12 +23,25 @@ from srgan_cli import SCALE
 # use more of the receptive field; tests/test_tiling.py checks it with the real model.
 DEFAULT_TILE_PAD = 32
 
-# Peak working set of the generator per LR pixel of a tile, in float32 values per channel.
-# Measured (peak RSS growth of one whole-image call, 200x200 and 400x400 inputs, fp32 and
-# bf16 alike, 64 channels): about 18.2 KB per input pixel = 71 values x 64 channels x 4 B;
-# the x2 stages hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies.
-_PEAK_VALUES_PER_PX = 72
-_BYTES_PER_VALUE = 4
+# Peak working set of a network per LR pixel of a tile, in bytes, measured per architecture
+# at a reference width (``num_feat``/``channels``) and x4; it grows about linearly with the
+# width, and a smaller scale needs less (the measured x4 value is then a safe bound).
+# SRResNet: peak RSS growth of one whole-image call, 200x200 and 400x400 inputs, fp32 and
+# bf16 alike: about 18.2 KB per input pixel = 71 values x 64 channels x 4 B; the x2 stages
+# hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies.
+# Imported archs (peak RSS growth of one whole-image predict_on_batch after a warm-up, random
+# weights, fp32, x4, 2 cores): RRDBNet 23 blocks/64 feat/32 growth 8.2 KB at 64x64 and 10.4 KB
+# at 112x112 (rounded up to 12 KB for larger tiles); SRVGGNetCompact 32 convs/64 feat 1.45 KB
+# (96x96) and 1.26 KB (160x160); SeedSRGAN 16 blocks/64 feat 16.7 and 16.8 KB. MSRResNet could
+# not be measured (its bilinear base fails in predict_on_batch); it gets SRResNet's value.
+PEAK_BYTES_PER_PX: dict[str, tuple[int, int]] = {
+    "SRResNet": (72 * 64 * 4, 64),
+    "SeedSRGAN": (17_000, 64),
+    "RRDBNet": (12_000, 64),
+    "SRVGGNetCompact": (1_600, 64),
+    "MSRResNet": (72 * 64 * 4, 64),
+}
+"""arch -> (peak bytes per input pixel, at this width); unknown archs use the largest."""
 # Smallest tile auto_tile_size returns: below it the pad context costs more than the core.
 MIN_AUTO_TILE = 32
 
@@ -80,29 +93,29 @@ def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
     ]
 
 
-def _peak_bytes(pixels: int, channels: int) -> int:
-    """Estimated peak activation memory (bytes) of the generator on ``pixels`` LR pixels."""
-    return pixels * channels * _PEAK_VALUES_PER_PX * _BYTES_PER_VALUE
+def peak_bytes_per_px(arch: str, width: int | None = None) -> float:
+    """Estimated peak activation bytes per LR pixel of ``arch`` at ``width`` features."""
+    per_px, reference = PEAK_BYTES_PER_PX.get(arch, max(PEAK_BYTES_PER_PX.values()))
+    return per_px * (width or reference) / reference
 
 
 def auto_tile_size(
     height: int,
     width: int,
     budget_bytes: int,
-    channels: int = 64,
+    bytes_per_px: float = PEAK_BYTES_PER_PX["SRResNet"][0],
     *,
     pad: int = DEFAULT_TILE_PAD,
 ) -> int:
     """Largest square tile side (LR px) whose padded activations fit ``budget_bytes``.
 
-    Returns 0 (= no tiling) when the whole image fits. The estimate is rough (~3 float32
-    tensors of 16 x ``channels`` values per LR pixel); the result is never below
-    ``MIN_AUTO_TILE``, so a tiny budget is a soft target rather than an error.
+    ``bytes_per_px`` is the network's peak activation memory per LR pixel (see
+    ``peak_bytes_per_px``). Returns 0 (= no tiling) when the whole image fits. The result is
+    never below ``MIN_AUTO_TILE``, so a tiny budget is a soft target rather than an error.
     """
-    if _peak_bytes(height * width, channels) <= budget_bytes:
+    if height * width * bytes_per_px <= budget_bytes:
         return 0
-    per_px = _peak_bytes(1, channels)
-    side = int(np.sqrt(budget_bytes / per_px)) - 2 * pad
+    side = int(np.sqrt(budget_bytes / bytes_per_px)) - 2 * pad
     if side >= max(height, width):
         return 0
     return max(side, MIN_AUTO_TILE)

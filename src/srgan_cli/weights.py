@@ -12,12 +12,25 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srgan_cli.errors import WeightsError
 
+if TYPE_CHECKING:
+    from srgan_cli.archs import ModelSpec
+
 MODEL_NAMES = ("srgan", "srresnet", "real")
-DEFAULT_MODEL = "srgan"
+AUTO_MODEL = "auto"
+"""Not a file: per image, ``srgan`` or ``real`` from the input's header (``autoselect``)."""
+AUTO_MEMBERS = ("srgan", "real")
+"""The shipped models ``auto`` holds (``autoselect.AUTO_MODELS`` names the same two)."""
+MODEL_CHOICES = (AUTO_MODEL, *MODEL_NAMES)
+"""What ``--model`` takes."""
+DEFAULT_MODEL = AUTO_MODEL
+SINGLE_DEFAULT = "srgan"
+"""The one file ``resolve`` gives when no model is named (``auto`` names two)."""
+OWN_ARCH = "SRResNet"
+"""``ModelSpec.arch`` of our own generator (``model.py``); its cards carry no ``arch`` key."""
 WEIGHTS_SUFFIX = ".weights.h5"
 
 
@@ -31,6 +44,9 @@ class WeightCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+    """For an imported model: the original file's name and sha256 (``srgan import``)."""
+    license: str = ""
 
     @classmethod
     def read(cls, path: Path) -> WeightCard:
@@ -41,8 +57,15 @@ class WeightCard:
             raise WeightsError(f"cannot read weight card {path}: {err}") from err
 
     def write(self, path: Path) -> None:
-        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
-        path.write_text(text, encoding="utf-8")
+        """Write the card atomically (``source`` and ``license`` only when set)."""
+        from srgan_cli.imageio import write_atomic
+
+        data = {k: v for k, v in self.__dict__.items() if v or k not in _OPTIONAL_FIELDS}
+        write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+_OPTIONAL_FIELDS = ("source", "license")
+"""Card fields written only when set, so cards of our own models keep their exact shape."""
 
 
 def shipped_weights_dir() -> Path:
@@ -55,12 +78,38 @@ def card_path(weights_path: Path) -> Path:
     return weights_path.with_name(name + ".json")
 
 
+def _foreign(path: Path) -> Path:
+    """``resolve`` for a file that is not ours: a TF checkpoint's ``.index``, or the file."""
+    from srgan_cli.modelfile.tfckpt import INDEX_SUFFIX, checkpoint_prefix
+
+    prefix = checkpoint_prefix(path)
+    if prefix is not None:
+        return Path(str(prefix) + INDEX_SUFFIX)
+    if not path.is_file():
+        raise WeightsError(f"weights not found: {path}")
+    return path
+
+
+def is_ours(path: Path) -> bool:
+    """A ``.weights.h5`` with a card (ours); anything else is a foreign file to import."""
+    return path.name.endswith(WEIGHTS_SUFFIX)
+
+
 def resolve(model: str | None = None, weights: str | Path | None = None) -> Path:
-    """Path of the weights for ``--model`` or ``--weights``; one-line error if missing."""
+    """Path of the weights for ``--model`` or ``--weights``; one-line error if missing.
+
+    ``weights`` may also be a foreign model file (``.pth``, ``.safetensors``...) or a TF
+    checkpoint, given by its prefix or its ``.index``: the ``.index`` file is returned (a
+    real file, so it can be hashed and compared like any other).
+    """
     if weights is not None:
         path = Path(weights)
+        if not is_ours(path):  # ours stays numpy-free: the worker client resolves it
+            return _foreign(path)
     else:
-        name = model or DEFAULT_MODEL
+        name = model or SINGLE_DEFAULT
+        if name == AUTO_MODEL:
+            raise WeightsError("auto is two models: load it with srgan_cli.load_model()")
         if name not in MODEL_NAMES:
             raise WeightsError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         path = shipped_weights_dir() / f"{name}{WEIGHTS_SUFFIX}"
@@ -69,6 +118,18 @@ def resolve(model: str | None = None, weights: str | Path | None = None) -> Path
     if not card_path(path).is_file():
         raise WeightsError(f"weights {path} have no card {card_path(path).name}")
     return path
+
+
+def is_auto(model: str | None, weights: str | Path | None) -> bool:
+    """Whether these options ask for ``auto`` (the default: no --model, no --weights)."""
+    return weights is None and (model or DEFAULT_MODEL) == AUTO_MODEL
+
+
+def resolve_all(model: str | None = None, weights: str | Path | None = None) -> list[Path]:
+    """Every weights file these options load: both members for ``auto``, else ``resolve``'s."""
+    if is_auto(model, weights):
+        return [resolve(name) for name in AUTO_MEMBERS]
+    return [resolve(model, weights)]
 
 
 def sha256_of(path: Path) -> str:
@@ -88,17 +149,88 @@ def verify(path: Path) -> WeightCard:
     return card
 
 
-def load_generator(path: Path, dtype_policy: str | None = None):
-    """Build the generator its card describes and load the verified weights into it."""
-    from srgan_cli.model import GeneratorConfig, build_generator
+def card_scale(card: WeightCard) -> int:
+    """The scale of a card's model, without numpy (``spec_of(card).scale``): our own
+    SRResNet cards, which carry no ``arch``, are x4."""
+    from srgan_cli import SCALE
 
+    return int(card.architecture["scale"]) if "arch" in card.architecture else SCALE
+
+
+def card_arch(card: WeightCard) -> str:
+    """The architecture of a card's model, without numpy (``spec_of(card).arch``)."""
+    return str(card.architecture.get("arch", OWN_ARCH))
+
+
+def spec_of(card: WeightCard) -> ModelSpec:
+    """The card's architecture as a ``ModelSpec``; a card without ``arch`` is our SRResNet."""
+    from types import SimpleNamespace
+
+    from srgan_cli.archs import ModelSpec, srresnet
+
+    if "arch" in card.architecture:
+        return ModelSpec.from_dict(card.architecture)
+    defaults = {"blocks": 16, "channels": 64, "batch_norm": False}  # GeneratorConfig's
+    return srresnet.spec_for(SimpleNamespace(**{**defaults, **card.architecture}))
+
+
+def card_for(path: Path) -> WeightCard:
+    """The card of ``path`` (from ``resolve``) without building a model: ours verified, a
+    foreign file's converted copy's when cached, else one made from the file's tensor names
+    and shapes (numpy only, except a TF checkpoint, which needs TensorFlow to be read). A
+    file that is not a model fails here (``ModelFileError``, exit 2)."""
+    if is_ours(path):
+        return verify(path)
+    from srgan_cli import importer
+
+    converted = importer.cache_path(path)
+    if card_path(converted).is_file():
+        return WeightCard.read(card_path(converted))
+    spec = importer.inspect(path)
+    return WeightCard(importer.default_name(path), spec.to_dict(), sha256="")
+
+
+def model_spec(path: Path) -> ModelSpec:
+    """What ``path`` (from ``resolve``) holds: architecture, scale... (see ``card_for``)."""
+    return spec_of(card_for(path))
+
+
+def load_generator(path: Path, dtype_policy: str | None = None):
+    """Build the generator its card describes and load the verified weights into it.
+
+    A foreign file (see ``resolve``) is converted once into the user's cache (``importer``);
+    later calls load the cached ``.weights.h5`` like a shipped model. Usually where
+    TensorFlow first loads, so its start-up notices are kept off stderr here
+    (``tfstartup``), for the CLI and the library alike.
+    """
+    from srgan_cli.tfstartup import quiet_tensorflow_startup
+
+    if not is_ours(path):
+        from srgan_cli import importer
+
+        with quiet_tensorflow_startup():  # a TF checkpoint is read with TensorFlow
+            path = importer.cached(path)
     card = verify(path)
-    cfg = GeneratorConfig.from_dict(card.architecture)
-    model = build_generator(cfg.blocks, cfg.channels, cfg.batch_norm, card.name, dtype_policy)
-    try:
-        model.load_weights(path)
-    except (ValueError, OSError, KeyError) as err:
-        raise WeightsError(f"{path.name} does not fit architecture {cfg}: {err}") from err
+    spec = spec_of(card)
+    with quiet_tensorflow_startup():
+        if spec.arch == OWN_ARCH:
+            from srgan_cli.model import GeneratorConfig, build_generator
+
+            cfg = GeneratorConfig.from_dict(card.architecture)
+            model = build_generator(
+                cfg.blocks, cfg.channels, cfg.batch_norm, card.name, dtype_policy
+            )
+        else:
+            from srgan_cli.archs import arch_named
+            from srgan_cli.model import policy_scope
+
+            cfg = spec
+            with policy_scope(dtype_policy):
+                model = arch_named(spec.arch).build(spec)
+        try:
+            model.load_weights(path)
+        except (ValueError, OSError, KeyError) as err:
+            raise WeightsError(f"{path.name} does not fit architecture {cfg}: {err}") from err
     return model, card
 
 

@@ -1,9 +1,9 @@
 """The ``srgan`` command: a thin click shell over ``srgan_cli.pipeline``.
 
 This module holds the ``main`` group (error and signal handling, exit codes) and registers
-one command per module: ``upscale``, ``info``, ``serve``, ``train``, ``evaluate`` (``srgan
-eval``), ``compare``, ``bench``, ``completion`` and ``worker``; the options they share are in
-``options``. TensorFlow, numpy and Pillow are imported inside the commands, never at module
+one command per module: ``upscale``, ``info``, ``import``, ``serve``, ``train``, ``evaluate``
+(``srgan eval``), ``compare``, ``bench``, ``completion`` and ``worker``; the options they share
+are in ``options``. TensorFlow, numpy and Pillow are imported inside the commands, never at module
 level, so ``srgan --help`` answers instantly.
 """
 
@@ -21,6 +21,7 @@ from srgan_cli.cli import (
     compare,
     completion,
     evaluate,
+    import_model,
     info,
     serve,
     train,
@@ -39,8 +40,8 @@ Examples:
   srgan info                                 # models, weights, CPU features
 
 \b
-Makefile pattern rule (only stale outputs are redone):
-  %_x4.png: %.png ; srgan upscale $< -o $@
+Makefile pattern rule (make redoes only stale outputs, so --overwrite):
+  %_x4.png: %.png ; srgan upscale $< -o $@ --overwrite
 """
 
 
@@ -85,6 +86,7 @@ def main(ctx: click.Context) -> None:
 
 main.add_command(upscale.upscale)
 main.add_command(info.info)
+main.add_command(import_model.import_command)
 main.add_command(serve.serve_command)
 main.add_command(train.train)
 main.add_command(evaluate.eval_command)

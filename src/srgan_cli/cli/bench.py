@@ -44,6 +44,10 @@ def bench(
     The peak is numpy's float32 matmul rate (numpy has no bf16 matmul, so bf16 runs are
     compared with it too). Other busy processes slow every figure down.
     """
+    from srgan_cli.weights import SINGLE_DEFAULT, is_auto
+
+    if is_auto(model, weights):
+        model = SINGLE_DEFAULT  # auto sends header-less arrays (what bench times) to srgan
     upscaler = load_upscaler(model, weights, precision, tile, tile_pad)
     from srgan_cli.bench import benchmark, report_lines
 

@@ -122,14 +122,20 @@ def _model_list(text: str) -> list[str]:
 
 
 def _compare_upscaler(item: str, precision: str) -> Upscaler:
-    """A shipped model name or a .weights.h5 path -> its loaded ``Upscaler``."""
-    from srgan_cli.weights import WEIGHTS_SUFFIX
+    """A shipped model name or a model file (.weights.h5, .pth, .safetensors, a TF
+    checkpoint) -> its loaded ``Upscaler``; the sheet's crops are x4, so only x4 models."""
+    from srgan_cli import SCALE
 
     if item in MODEL_NAMES:
         return load_upscaler(item, None, precision, None, DEFAULT_TILE_PAD)
-    if item.endswith(WEIGHTS_SUFFIX):
-        return load_upscaler(None, Path(item), precision, None, DEFAULT_TILE_PAD)
-    raise UsageError(
-        f"--models: {item!r} is neither a shipped model ({', '.join(MODEL_NAMES)}) "
-        f"nor a {WEIGHTS_SUFFIX} file"
-    )
+    from srgan_cli.modelfile.tfckpt import checkpoint_prefix
+
+    if not Path(item).is_file() and checkpoint_prefix(item) is None:
+        raise UsageError(
+            f"--models: {item!r} is neither a shipped model ({', '.join(MODEL_NAMES)}) "
+            "nor a model file"
+        )
+    upscaler = load_upscaler(None, Path(item), precision, None, DEFAULT_TILE_PAD)
+    if upscaler.scale != SCALE:
+        raise UsageError(f"--models: {item!r} is an x{upscaler.scale} model; the sheet needs x4")
+    return upscaler

@@ -18,11 +18,11 @@ from srgan_cli.cli.options import (
     degradation_option,
     load_upscaler,
     model_options,
-    quiet_tensorflow_startup,
     stderr_is_terminal,
     tta_option,
 )
 from srgan_cli.errors import UsageError
+from srgan_cli.tfstartup import quiet_tensorflow_startup
 
 # Mirrors lpips.DEFAULT_LPIPS_WEIGHTS (importing lpips would pull in numpy for --help);
 # tests/test_evaluate.py checks that they agree.
@@ -34,6 +34,7 @@ Examples:
   srgan eval Set5 Set14 BSD100 --json eval.json --markdown
   srgan eval Set5 --weights runs/gan/best.weights.h5 --lpips-weights lpips_alex.npz
   srgan eval BSD100 --model real --degradation bicubic+jpeg75   # photos from the wild
+  srgan eval BSD100 --model auto --degradation lanczos+jpeg80    # per image, from the JPEG
 
 \b
 Protocol: crop HR to a multiple of 4, Pillow bicubic x1/4, upscale (tiling included), then
@@ -99,10 +100,13 @@ def eval_command(
     from srgan_cli import evaluate
     from srgan_cli.degrade import DEFAULT_CHAIN, parse_chain
     from srgan_cli.imageio import write_atomic
+    from srgan_cli.weights import is_auto
 
     chain = parse_chain(degradation).name  # a bad chain fails before the model loads
     if record and (chain != DEFAULT_CHAIN or tta):
         raise UsageError("--record stores the published protocol only (no --degradation/--tta)")
+    if record and is_auto(model, weights):
+        raise UsageError("--record stores one model's scores: give --model or --weights")
     sets = evaluate.benchmark_sets(directories)
     upscaler = load_upscaler(model, weights, precision, tile, tile_pad, tta)
     lpips, lpips_path = _load_lpips(lpips_weights)
@@ -114,8 +118,7 @@ def eval_command(
     if json_path is not None:
         content = result.to_dict(
             version=__version__,
-            weights=str(upscaler.path),
-            sha256=upscaler.card.sha256,
+            **_weights_fields(upscaler),
             precision=upscaler.precision_used,
             tile=upscaler.tile,
             tile_pad=upscaler.tile_pad,
@@ -139,6 +142,20 @@ def eval_command(
         f"{seconds:.1f} s",
         err=True,
     )
+
+
+def _weights_fields(upscaler: Any) -> dict[str, Any]:
+    """``weights`` and ``sha256`` for the JSON: strings for one model, by name for ``auto``."""
+    from srgan_cli.modelset import members
+
+    held = members(upscaler)
+    if len(held) == 1:
+        (one,) = held.values()
+        return {"weights": str(one.path), "sha256": one.card.sha256}
+    return {
+        "weights": {name: str(member.path) for name, member in held.items()},
+        "sha256": {name: member.card.sha256 for name, member in held.items()},
+    }
 
 
 def _load_lpips(path: Path | None) -> tuple[Callable[[Any, Any], float] | None, Path | None]:

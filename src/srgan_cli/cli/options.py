@@ -7,21 +7,19 @@ builds its ``Upscaler`` with ``load_upscaler``, so ``upscale``, ``serve``, ``eva
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from srgan_cli.errors import SrganError, UsageError
-from srgan_cli.weights import DEFAULT_MODEL, MODEL_NAMES
+from srgan_cli.autoselect import JPEG_THRESHOLD
+from srgan_cli.errors import UsageError
+from srgan_cli.weights import DEFAULT_MODEL, MODEL_CHOICES
 
 if TYPE_CHECKING:
-    from srgan_cli.pipeline import Upscaler
+    from srgan_cli.modelset import AnyUpscaler
 
 # Defaults shown in --help. They mirror imageio/tiling/pipeline constants, which cannot be
 # imported here without pulling in numpy; tests/test_cli.py checks that they agree.
@@ -37,16 +35,18 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 model_option = click.option(
     "--model",
-    type=click.Choice(MODEL_NAMES),
+    type=click.Choice(MODEL_CHOICES),
     default=None,
-    help=f"Shipped model to use [default: {DEFAULT_MODEL}]; real: for JPEGs, phone and web "
-    "photos, noisy scans.",
+    help=f"Shipped model to use [default: {DEFAULT_MODEL}: real for JPEGs of quality "
+    f"{JPEG_THRESHOLD:g} or less and lossy WebPs, srgan for everything else, chosen per image "
+    "from its header].",
 )
 weights_option = click.option(
     "--weights",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A .weights.h5 file (with its .json card) instead of a shipped model.",
+    help="A .weights.h5 file (with its .json card) instead of a shipped model, or a model "
+    "to import: .pth, .safetensors or a TF checkpoint prefix (converted once, then cached).",
 )
 precision_option = click.option(
     "--precision",
@@ -89,6 +89,13 @@ tta_option = click.option(
 )
 
 
+def count_option(flag: str, default: int, help: str) -> Callable[[F], F]:
+    """A whole number >= 1 shown as N with its default (--max-pixels, --max-models, ...)."""
+    return click.option(
+        flag, type=click.IntRange(min=1), default=default, show_default=True, metavar="N", help=help
+    )
+
+
 def model_options(func: F) -> F:
     """Add --model/--weights/--precision/--tile/--tile-pad (pass them to ``load_upscaler``)."""
     for option in reversed(MODEL_OPTIONS):
@@ -103,8 +110,9 @@ def load_upscaler(
     tile: int | None,
     tile_pad: int,
     tta: bool = False,
-) -> Upscaler:
-    """Build the ``Upscaler`` from the shared model options (imports TensorFlow).
+) -> AnyUpscaler:
+    """Build the ``Upscaler`` (or the ``auto`` ``ModelSet``) from the shared model options
+    (imports TensorFlow).
 
     Inside a worker (``srgan_cli.worker``) the command runs with the worker's model in its
     click context object; that model is handed out instead, so the call skips the load.
@@ -115,10 +123,9 @@ def load_upscaler(
     injected = injected_model()
     if injected is not None:
         return injected.held.take(model, weights, precision, tile, tile_pad, tta)
-    with quiet_tensorflow_startup():
-        from srgan_cli.pipeline import Upscaler
+    from srgan_cli.modelset import load_model  # weights.load_generator keeps TF quiet
 
-        return Upscaler(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+    return load_model(model, weights, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
 
 
 def check_model_choice(model: str | None, weights: Path | None) -> None:
@@ -126,36 +133,6 @@ def check_model_choice(model: str | None, weights: Path | None) -> None:
     from ``load_upscaler`` for front ends that load the model elsewhere (``--ray``)."""
     if model is not None and weights is not None:
         raise UsageError("give --model or --weights, not both")
-
-
-@contextlib.contextmanager
-def quiet_tensorflow_startup() -> Iterator[None]:
-    """Hold back what TensorFlow's C++ side prints on stderr while it starts.
-
-    Its oneDNN and CUDA notices are logged before absl is initialised, so they ignore
-    TF_CPP_MIN_LOG_LEVEL; they would bury the one summary line. The text is replayed if
-    starting fails, so nothing that explains a failure is lost. Setting
-    TF_CPP_MIN_LOG_LEVEL=0 shows everything.
-    """
-    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except SrganError:
-            raise  # one actionable line; the start-up chatter would only bury it
-        except Exception:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def stderr_is_terminal() -> bool:

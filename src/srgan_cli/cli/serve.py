@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.cli.options import CONTEXT_SETTINGS, load_upscaler, model_options
+from srgan_cli.cli.options import CONTEXT_SETTINGS, count_option, load_upscaler, model_options
 from srgan_cli.errors import SrganError
 
 # Mirror srgan_cli.server's defaults, which cannot be imported before flask is known to be
@@ -16,18 +16,21 @@ DEFAULT_SERVE_HOST = "127.0.0.1"
 DEFAULT_SERVE_PORT = 5000
 DEFAULT_SERVE_MAX_PIXELS = 4_000_000
 DEFAULT_MAX_UPLOAD_MB = 32
+DEFAULT_MAX_MODELS = 2
 SERVE_EXTRA_MISSING = "srgan serve needs the serve extra: pip install 'srgan-cli[serve]'"
 
 SERVE_EPILOG = """\b
 Examples:
-  srgan serve                                  # http://127.0.0.1:5000, model srgan
-  curl -F "image=@food.png" -XPOST http://localhost:5000/model/predict > food_high_res.png
+  srgan serve                                  # http://127.0.0.1:5000, model auto
+  curl --fail -F "image=@examples/astronaut.png" -o astronaut_x4.png \\
+       http://localhost:5000/model/predict     # ?model=real: one shipped model, forced
   curl http://localhost:5000/model/metadata    # JSON; the API is at /openapi.json
   srgan serve --host 0.0.0.0 --port 8080       # reachable from the network: no auth!
 
 \b
 Errors are JSON {"status": "error", "message": ...}: 400 no 'image' field, not an image,
-damaged, or over --max-pixels; 413 request over --max-upload-mb; 404/405 wrong path/method.
+damaged, over --max-pixels, or a ?model= this server cannot hold; 413 request over
+--max-upload-mb; 404/405 wrong path/method.
 """
 
 
@@ -46,21 +49,17 @@ damaged, or over --max-pixels; 413 request over --max-upload-mb; 404/405 wrong p
     help="TCP port; 0 = any free port (the ready line says which).",
 )
 @model_options
-@click.option(
+@count_option(
     "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SERVE_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse uploads with more pixels (width x height) than this (400).",
+    DEFAULT_SERVE_MAX_PIXELS,
+    "Refuse uploads with more pixels (width x height) than this (400).",
 )
-@click.option(
-    "--max-upload-mb",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_UPLOAD_MB,
-    show_default=True,
-    metavar="N",
-    help="Refuse requests over N MiB (413).",
+@count_option("--max-upload-mb", DEFAULT_MAX_UPLOAD_MB, "Refuse requests over N MiB (413).")
+@count_option(
+    "--max-models",
+    DEFAULT_MAX_MODELS,
+    "Models held at once for ?model=NAME (loaded on first use, least recently used dropped; "
+    "the server's own is kept); 1 = only the server's model.",
 )
 def serve_command(
     host: str,
@@ -72,6 +71,7 @@ def serve_command(
     tile_pad: int,
     max_pixels: int,
     max_upload_mb: int,
+    max_models: int,
 ) -> None:
     """Serve the model over HTTP with the seed's REST API (POST /model/predict).
 
@@ -99,6 +99,7 @@ def serve_command(
         on_ready=ready,
         max_pixels=max_pixels,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
+        max_models=max_models,
     )
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from srgan_cli.cli.options import CONTEXT_SETTINGS, F, quiet_tensorflow_startup
+from srgan_cli.cli.options import CONTEXT_SETTINGS, F
 from srgan_cli.errors import UsageError
+from srgan_cli.tfstartup import quiet_tensorflow_startup
 
 TRAIN_EPILOG = """\b
 Examples:

@@ -2,52 +2,66 @@
 
 Only the shell's concerns live here: options, stdin/stdout, progress bars, the summary line
 and exit codes. Which inputs become which outputs is ``srgan_cli.jobs``; the work itself is
-``srgan_cli.pipeline``.
+``srgan_cli.pipeline``. Every job is decided before TensorFlow is imported (``_decide``:
+existing outputs, ``--update``, and what an input's header already refuses), so a run with
+nothing left to do never loads the model, nor asks a worker.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
+from click.core import ParameterSource
 
-from srgan_cli import __version__
+from srgan_cli import SCALE, __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     check_model_choice,
+    count_option,
     load_upscaler,
     model_options,
     stderr_is_terminal,
     tta_option,
 )
-from srgan_cli.errors import UsageError
+from srgan_cli.errors import ModelFileError, UsageError, WeightsError
 from srgan_cli.formats import DEFAULT_QUALITY, FORMATS
-from srgan_cli.jobs import DEFAULT_SUFFIX, Job, plan_jobs
+from srgan_cli.jobs import Job, OutputClaims, Plan, check_existing_choice, plan_run
+from srgan_cli.results import (
+    ImageResult,
+    build_report,
+    check_report_path,
+    decide_outputs,
+    failed,
+    write_report,
+)
 from srgan_cli.shards import parse_shard, select_shard
 from srgan_cli.streams import binary_stdin, binary_stdout
 from srgan_cli.worker import client as worker_client
 from srgan_cli.worker.held import reporting_outputs
 
 if TYPE_CHECKING:
-    from srgan_cli.pipeline import ImageResult
     from srgan_cli.ray_engine import RaySettings
+    from srgan_cli.weights import WeightCard
 
 UPSCALE_EPILOG = """\b
 Examples:
-  srgan upscale photo.jpg                      # -> photo_x4.png
+  srgan upscale photo.jpg                      # -> photo_x4.png (model: auto, see --model)
   srgan upscale photo.jpg -o big.png           # one input: -o is the output file
-  srgan upscale phone.jpg --model real         # JPEGs, phone/web photos, noisy scans
+  srgan upscale scan.png --model real          # force one model: noisy scans, resized web images
   srgan upscale photo.jpg -o big.jpg --quality 90   # format from the extension
   srgan upscale photos/ -o big/ --format webp  # a batch as WebP: big/<stem>.webp
-  srgan upscale photo.jpg --outscale 2         # 2x: the 4x model, then Lanczos to 2x
+  srgan upscale photo.jpg --outscale 2         # photo_x2.png: the 4x model, Lanczos to 2x
+  srgan upscale photos/ --update               # again: only new or changed photos
   srgan upscale photos/ -o big/ --report r.csv # a batch folder: -o is a directory
-  srgan upscale photos/ -r -o big/ --skip-existing   # subfolders kept, up-to-date skipped
+  srgan upscale photos/ -r -o big/ --skip-existing   # subfolders kept, existing kept
   srgan upscale 'photos/**/*.jpg' -o big/      # quoted: srgan expands the glob itself
   srgan upscale photos/ -r -o big/ --shard 2/8 # part 2 of 8 (job arrays: Slurm, k8s)
   srgan upscale /nfs/photos -r -o /nfs/big --ray auto   # on the Ray cluster
@@ -55,9 +69,12 @@ Examples:
   cat small.png | srgan upscale - > big.png    # stdin to stdout
 
 \b
-Makefile pattern rule (SRGAN_WORKER=auto keeps the model loaded between calls):
+Makefile (make decides what is stale, so --overwrite; SRGAN_WORKER=auto keeps the model
+loaded between calls):
   export SRGAN_WORKER=auto
-  %_x4.png: %.png ; srgan upscale $< -o $@
+  SRCS := $(filter-out %_x4.png,$(wildcard *.png))
+  all: $(SRCS:.png=_x4.png)
+  %_x4.png: %.png ; srgan upscale $< -o $@ --overwrite
 
 \b
 Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written),
@@ -73,15 +90,17 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     default=None,
     metavar="PATH",
     help="One input: the output file ('-' = stdout; .png .jpg .jpeg .webp .tif .tiff pick "
-    "the format). Several inputs, a directory or a glob: the output directory (subfolders "
-    "kept). Default: <stem>_x4.<ext> beside each input.",
+    "the format; DIR/ or an existing directory: DIR/<stem>.<ext>). Several inputs, a "
+    "directory or a glob: the output directory (subfolders kept). Default: "
+    "<stem>_x4.<ext> beside each input (_x2 with --outscale 2).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories of INPUT.")
 @click.option(
     "--suffix",
-    default=DEFAULT_SUFFIX,
-    show_default=True,
-    help="Added to the stem of outputs written beside their input.",
+    default=None,
+    help="Added to the stem of outputs written beside their input [default: _x and the "
+    "output scale: _x4 for a x4 model, _x2 with --outscale 2 or a x2 model, _x1.5 with "
+    "--outscale 1.5].",
 )
 @model_options
 @tta_option
@@ -109,11 +128,11 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
 )
 @click.option(
     "--outscale",
-    type=click.FloatRange(0, 4, min_open=True),
-    default=4.0,
-    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    default=None,
     metavar="F",
-    help="Output scale (0 < F <= 4): the 4x model, then a Lanczos resize to F x the input.",
+    help="Output scale (0 < F <= the model's scale) [default: the model's scale]: the "
+    "model, then a Lanczos resize to F x the input.",
 )
 @click.option(
     "--compress-level",
@@ -122,19 +141,24 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
     show_default=True,
     help="PNG zlib level: 1 is fast, 9 is smallest.",
 )
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse inputs with more pixels (width x height) than this.",
+@count_option(
+    "--max-pixels", DEFAULT_MAX_PIXELS, "Refuse inputs with more pixels (width x height) than this."
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing outputs (in a Makefile rule: make already decided).",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Write outputs that are missing or older than their input; skip the rest "
+    "(make's rule, rsync -u).",
+)
 @click.option(
     "--skip-existing",
     is_flag=True,
-    help="Skip outputs at least as new as their input (make-style); redo older ones.",
+    help="Keep every existing output, whatever its age (resume an interrupted run).",
 )
 @click.option(
     "--shard",
@@ -180,7 +204,7 @@ def upscale(
     inputs: tuple[str, ...],
     output: str | None,
     recursive: bool,
-    suffix: str,
+    suffix: str | None,
     model: str | None,
     weights: Path | None,
     precision: str,
@@ -190,10 +214,11 @@ def upscale(
     report: Path | None,
     output_format: str | None,
     quality: int,
-    outscale: float,
+    outscale: float | None,
     compress_level: int,
     max_pixels: int,
     overwrite: bool,
+    update: bool,
     skip_existing: bool,
     shard: str | None,
     ray_address: str | None,
@@ -207,22 +232,43 @@ def upscale(
     INPUT is an image file, a directory (its image files; -r to descend), a glob pattern
     in quotes ('**' matches any depth) or '-' for standard input. Files and directories
     (and -o) may also be pyarrow filesystem URIs: s3://bucket/dir, file:///abs/dir.
+    Directories and globs leave out earlier outputs (<stem>_x4.png beside <stem>.png).
     """
     started = time.perf_counter()
-    if not no_worker:
+    check_model_choice(model, weights)
+    check_existing_choice(overwrite=overwrite, skip_existing=skip_existing, update=update)
+    if report is not None:
+        check_report_path(report)
+    part = None if shard is None else parse_shard(shard)
+    cards = _requested_cards(model, weights)
+    scale = _output_scale(cards, outscale)
+    plan = plan_run(
+        inputs,
+        output,
+        recursive=recursive,
+        scale=scale,
+        suffix=suffix,
+        output_format=output_format,
+    )
+    jobs = plan.jobs if part is None else select_shard(plan.jobs, part, output)
+    if ray_address is not None:
+        from srgan_cli.ray_engine import check_reachable
+
+        check_reachable(jobs)
+    claims = OutputClaims(jobs, overwrite=overwrite, skip_existing=skip_existing, update=update)
+    decided, todo = decide_outputs(jobs, claims)
+    if todo and not no_worker:
         served = worker_client.forward(ctx)  # light: no numpy or TensorFlow on this path
         if served is not None:
             ctx.exit(served)
-    from srgan_cli import pipeline
-
-    if report is not None:
-        pipeline.check_report_path(report)
-    part = None if shard is None else parse_shard(shard)
-    jobs = plan_jobs(
-        inputs, output, recursive=recursive, suffix=suffix, output_format=output_format
-    )
-    if part is not None:
-        jobs = select_shard(jobs, part, output)
+    for warning in ignored_options(ctx, jobs, cards if tta else []):
+        click.echo(f"Warning: {warning}", err=True)
+    if ray_address is None:  # on Ray the actors read the headers, in parallel
+        todo = _refuse_from_headers(todo, decided, scale, max_pixels)
+    early = [*_missing_results(plan), *(decided[index] for index in sorted(decided))]
+    for result in early:
+        if result.error is not None:
+            click.echo(f"Error: {result.error}", err=True)
     model_kwargs = {
         "model": model,
         "weights": weights,
@@ -238,25 +284,152 @@ def upscale(
         "max_pixels": max_pixels,
         "overwrite": overwrite,
         "skip_existing": skip_existing,
+        "update": update,
     }
     show_progress = not quiet and stderr_is_terminal()
-    if ray_address is None:
-        results, header = _run_here(jobs, model_kwargs, run_kwargs, started, show_progress)
+    todo_jobs = [job for _, job in todo]
+    if not todo:
+        done: list[ImageResult] = []
+        header = _idle_header(cards, model, weights, precision, started)
+    elif ray_address is None:
+        done, header = _run_here(todo_jobs, model_kwargs, run_kwargs, started, show_progress)
     else:
         from srgan_cli.ray_engine import RaySettings
 
         settings = RaySettings(ray_address, ray_actors, ray_cpus_per_actor)
-        results, header = _run_on_ray(
-            jobs, settings, model_kwargs, run_kwargs, started, show_progress
+        done, header = _run_on_ray(
+            todo_jobs, settings, model_kwargs, run_kwargs, started, show_progress
         )
+    decided.update({index: result for (index, _), result in zip(todo, done, strict=True)})
+    results = [*_missing_results(plan), *(decided[index] for index in range(len(jobs)))]
     if report is not None:
-        content = pipeline.build_report(results, version=__version__, **header)
-        pipeline.write_report(content, report)
+        write_report(build_report(results, version=__version__, **header), report)
     if not quiet:
         seconds = header["startup_s"] + header["total_s"]
-        click.echo(summary_line(results, seconds), err=True)
+        click.echo(summary_line(results, seconds, ignored=plan.ignored), err=True)
     if any(result.error is not None for result in results):
         ctx.exit(1)
+
+
+def _missing_results(plan: Plan) -> list[ImageResult]:
+    """One failed result per INPUT argument that matched nothing (named on stderr, and in
+    the report with the argument as its input)."""
+    return [ImageResult(argument, "", error=message) for argument, message in plan.missing.items()]
+
+
+def _refuse_from_headers(
+    todo: list[tuple[int, Job]],
+    decided: dict[int, ImageResult],
+    outscale: float,
+    max_pixels: int,
+) -> list[tuple[int, Job]]:
+    """``todo`` less the jobs whose input header already says they would fail (not an
+    image, too many pixels, alpha asked for as JPEG); those go into ``decided``. Only
+    reached when a model would load anyway, so numpy and Pillow are no extra cost."""
+    if not todo:
+        return todo
+    from srgan_cli.pipeline import refusal_from_header
+
+    kept = []
+    for index, job in todo:
+        reason = refusal_from_header(job, outscale=outscale, max_pixels=max_pixels)
+        if reason is None:
+            kept.append((index, job))
+        else:
+            decided[index] = failed(job, reason)
+    return kept
+
+
+def _requested_cards(model: str | None, weights: Path | None) -> list[WeightCard]:
+    """The cards of the weights the options name (both members for ``auto``), read before
+    any model loads, for names, the --outscale limit and warnings: ours from their json
+    (no hashing, no numpy), a foreign file's from its cached conversion or its tensor
+    shapes (numpy; TensorFlow only for a TF checkpoint). Empty when they cannot be read:
+    loading the model reports that, if it comes to it, after the header refusals."""
+    from srgan_cli.tfstartup import quiet_tensorflow_startup
+    from srgan_cli.weights import WeightCard, card_for, card_path, is_ours, resolve_all
+
+    cards = []
+    try:
+        for path in resolve_all(model, weights):
+            if is_ours(path):
+                cards.append(WeightCard.read(card_path(path)))
+            else:
+                with quiet_tensorflow_startup():  # only a TF checkpoint loads TensorFlow
+                    cards.append(card_for(path))
+    except (WeightsError, ModelFileError):
+        return []
+    return cards
+
+
+def _output_scale(cards: Sequence[WeightCard], outscale: float | None) -> float:
+    """The real output scale: --outscale, at most the model's scale, which it defaults to
+    (``auto``'s members are both x4; x4 too while the weights cannot be read, and then
+    they fail to load). Output names follow it (``jobs.default_suffix``)."""
+    from srgan_cli.weights import card_scale
+
+    own = card_scale(cards[0]) if cards else SCALE
+    if outscale is None:
+        return float(own)
+    if outscale > own:
+        raise UsageError(f"--outscale must be <= {own} (the model's scale), got {outscale:g}")
+    return outscale
+
+
+def ignored_options(
+    ctx: click.Context, jobs: Sequence[Job], tta_cards: Sequence[WeightCard]
+) -> list[str]:
+    """One line for each option given on the command line that this run cannot use:
+    ``--quality`` without a JPEG or WebP output, ``--compress-level`` without a PNG one,
+    ``--tta`` with a GAN-trained model (``tta_cards``: the models' cards when --tta is on)."""
+    formats = {job.format for job in jobs}
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source is not ParameterSource.DEFAULT
+
+    lines = []
+    if given("quality") and not formats & {"jpeg", "webp"}:
+        lines.append(f"--quality only applies to JPEG and WebP; ignored for {_listed(formats)}")
+    if given("compress_level") and "png" not in formats:
+        lines.append(f"--compress-level only applies to PNG; ignored for {_listed(formats)}")
+    gans = [card.name for card in tta_cards if card.training.get("stage") == "gan"]
+    if gans:
+        lines.append(
+            f"--tta averages away the texture of the GAN model{'s' if len(gans) > 1 else ''} "
+            f"{' and '.join(gans)} at 8x the model time; it is meant for PSNR models such as "
+            "srresnet"
+        )
+    return lines
+
+
+def _listed(formats: set[str]) -> str:
+    return " and ".join(sorted(formats)) + " output"
+
+
+def _idle_header(
+    cards: Sequence[WeightCard],
+    model: str | None,
+    weights: Path | None,
+    precision: str,
+    started: float,
+) -> dict[str, Any]:
+    """The report's header for a run that loaded no model (everything skipped or refused)."""
+    from srgan_cli.weights import DEFAULT_MODEL, card_arch, card_scale, is_auto
+
+    if is_auto(model, weights) or not cards:
+        named = {"model": str(weights or model or DEFAULT_MODEL)}
+    else:
+        named = {"model": cards[0].name}
+    if cards:  # auto's members share one architecture and scale
+        named.update(arch=card_arch(cards[0]), scale=card_scale(cards[0]))
+    return {
+        **named,
+        "precision": precision,
+        "threads": 0,
+        "startup_s": time.perf_counter() - started,
+        "total_s": 0.0,
+    }
 
 
 def _run_here(
@@ -286,6 +459,8 @@ def _run_here(
         )
     header = {
         "model": upscaler.name,
+        "arch": upscaler.spec.arch,
+        "scale": upscaler.scale,
         "precision": upscaler.precision_used,
         "threads": pipeline.inference_threads(),
         "startup_s": startup_s,
@@ -302,18 +477,19 @@ def _run_on_ray(
     started: float,
     show_progress: bool,
 ) -> tuple[list[ImageResult], dict[str, Any]]:
-    """The jobs on Ray (``ray_engine``); the model loads in each actor, not here. Its card
-    is checked here, so missing or corrupt weights fail before any worker starts."""
+    """The jobs on Ray (``ray_engine``); the models load in each actor, not here. Their
+    cards are checked here, so missing or corrupt weights fail before any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import resolve, verify
+    from srgan_cli.weights import AUTO_MODEL, card_for, is_auto, resolve_all, spec_of
 
     ray_engine.check_reachable(jobs)
-    check_model_choice(model_kwargs["model"], model_kwargs["weights"])
-    card = verify(resolve(model_kwargs["model"], model_kwargs["weights"]))
-    weights = model_kwargs["weights"]
+    model, weights = model_kwargs["model"], model_kwargs["weights"]
+    check_model_choice(model, weights)
+    cards = [card_for(path) for path in resolve_all(model, weights)]
+    name = AUTO_MODEL if is_auto(model, weights) else cards[0].name
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
     run_options = dict(run_kwargs)
-    overwrite, skip_existing = run_options.pop("overwrite"), run_options.pop("skip_existing")
+    existing = {key: run_options.pop(key) for key in ("overwrite", "skip_existing", "update")}
     startup_s = time.perf_counter() - started
     processing_started = time.perf_counter()
     with _Progress(len(jobs), enabled=show_progress) as progress:
@@ -322,12 +498,14 @@ def _run_on_ray(
             settings,
             upscaler_kwargs=upscaler_kwargs,
             run_kwargs=run_options,
-            overwrite=overwrite,
-            skip_existing=skip_existing,
+            **existing,
             on_image=progress.on_image,
         )
+    spec = spec_of(cards[0])  # auto's members share one architecture and scale
     header = {
-        "model": card.name,
+        "model": name,
+        "arch": spec.arch,
+        "scale": spec.scale,
         "precision": run.precision,
         "threads": settings.threads,
         "startup_s": startup_s,
@@ -353,21 +531,29 @@ def _read_stdin() -> bytes:
     return data
 
 
-def summary_line(results: Sequence[ImageResult], seconds: float) -> str:
-    """'srgan: 3 images, 12.6 megapixels out, 4.2 s' plus skipped and failed counts."""
+def summary_line(results: Sequence[ImageResult], seconds: float, *, ignored: int = 0) -> str:
+    """'srgan: 3 images (2 srgan, 1 real), 12.6 megapixels out, 4.2 s' plus skipped and
+    failed counts, and the earlier outputs that directories and globs held (``ignored``);
+    the parentheses count the images each model upscaled."""
     written = [r for r in results if r.ok and r.out_size is not None]
     megapixels = sum(r.out_size[0] * r.out_size[1] for r in written if r.out_size) / 1e6
+    models = Counter(r.model for r in written if r.model)
+    ranked = sorted(models.items(), key=lambda item: (-item[1], item[0]))  # most used first
+    by_model = ", ".join(f"{count} {name}" for name, count in ranked)
     parts = [
-        f"{len(written)} image{'' if len(written) == 1 else 's'}",
+        f"{len(written)} image{'' if len(written) == 1 else 's'}"
+        + (f" ({by_model})" if by_model else ""),
         f"{megapixels:.2f} megapixels out",
         f"{seconds:.1f} s",
     ]
     skipped = sum(1 for r in results if r.skipped)
-    failed = sum(1 for r in results if r.error is not None)
+    failures = sum(1 for r in results if r.error is not None)
     if skipped:
         parts.append(f"{skipped} skipped")
-    if failed:
-        parts.append(f"{failed} failed")
+    if failures:
+        parts.append(f"{failures} failed")
+    if ignored:
+        parts.append(f"{ignored} earlier output{'' if ignored == 1 else 's'} ignored")
     return "srgan: " + ", ".join(parts)
 
 

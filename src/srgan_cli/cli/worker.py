@@ -31,7 +31,7 @@ STOP_WAIT_S = 60.0
 
 WORKER_EPILOG = """\b
 Examples:
-  srgan worker start                   # load the default model, serve until 10 min idle
+  srgan worker start                   # load auto (srgan and real), serve until 10 min idle
   srgan upscale a.png -o a_x4.png      # served by the worker (same output as without)
   srgan worker status                  # exit 0 with pid, model, uptime, jobs done; 1 if none
   srgan worker stop
@@ -86,9 +86,9 @@ def _check_holds(
     status: dict[str, Any], model: str | None, weights: Path | None, precision: str
 ) -> None:
     """A running worker with other weights or precision is an error, not silently kept."""
-    from srgan_cli.weights import resolve
+    from srgan_cli.weights import resolve_all
 
-    wanted = os.path.realpath(resolve(model, weights))
+    wanted = ", ".join(os.path.realpath(path) for path in resolve_all(model, weights))
     if wanted != status["weights"] or precision not in ("auto", status["precision"]):
         raise SrganError(
             f"a worker holding {status['weights']} ({status['precision']}) is already "

@@ -1,10 +1,12 @@
 """The model a worker holds, and which calls it may serve with it.
 
 A call is served only when it asks for the very weights the worker loaded (same file, same
-bytes) at the same resolved precision; everything else about the call (tiles, tile pad,
-TTA, formats, paths) is per call and set on the held ``Upscaler`` before it runs. The
-``upscale`` command finds an ``InjectedModel`` in its click context object when the worker
-runs it, and ``cli.options.load_upscaler`` hands out the held model instead of loading one.
+bytes) at the same resolved precision. A worker holding ``auto`` (both ``srgan`` and
+``real``) serves ``auto`` calls and calls that force one of the two. Everything else about
+the call (tiles, tile pad, TTA, formats, paths) is per call and set on the held ``Upscaler``
+before it runs. The ``upscale`` command finds an ``InjectedModel`` in its click context
+object when the worker runs it, and ``cli.options.load_upscaler`` hands out the held model
+instead of loading one.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from srgan_cli.errors import SrganError
-from srgan_cli.weights import resolve, sha256_of
+from srgan_cli.weights import is_auto, resolve, sha256_of
 
 if TYPE_CHECKING:
+    from srgan_cli.modelset import AnyUpscaler
     from srgan_cli.pipeline import ImageResult, Upscaler
 
 
@@ -40,14 +43,30 @@ def _signature(path: Path) -> tuple[int, int, int]:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
-class HeldModel:
-    """An ``Upscaler`` loaded once, with what identifies its weights (path, sha256)."""
+@dataclass
+class _Weights:
+    """One loaded weights file: the model using it, and what tells if the file changed."""
 
-    def __init__(self, upscaler: Upscaler) -> None:
+    upscaler: Upscaler
+    path: Path
+    sha256: str
+    signature: tuple[int, int, int]
+
+
+class HeldModel:
+    """An ``Upscaler`` or ``auto`` ``ModelSet`` loaded once, with what identifies each of
+    its weights files (path, sha256)."""
+
+    def __init__(self, upscaler: AnyUpscaler) -> None:
+        from srgan_cli.modelset import members
+
         self.upscaler = upscaler
-        self.path = Path(os.path.realpath(upscaler.path))
-        self.sha256 = sha256_of(self.path)
-        self._signature = _signature(self.path)
+        self.files: list[_Weights] = []
+        for member in members(upscaler).values():
+            path = Path(os.path.realpath(member.path))
+            self.files.append(_Weights(member, path, sha256_of(path), _signature(path)))
+        self.path = ", ".join(str(held.path) for held in self.files)
+        """Every weights file held, comma-separated (what ``srgan worker status`` shows)."""
 
     def warm_up(self) -> None:
         """Run the model on two small sizes before serving.
@@ -59,8 +78,9 @@ class HeldModel:
         """
         import numpy as np
 
-        for side in (16, 24):
-            self.upscaler.upscale(np.zeros((side, side, 3), np.uint8))
+        for held in self.files:
+            for side in (16, 24):
+                held.upscaler.upscale(np.zeros((side, side, 3), np.uint8))
 
     def refusal(self, model: str | None, weights: Path | None, precision: str) -> str | None:
         """Why this model cannot serve a call with these options; None when it can.
@@ -73,14 +93,28 @@ class HeldModel:
 
         if model is not None and weights is not None:
             return "both --model and --weights given"
-        wanted = Path(os.path.realpath(resolve(model, weights)))
-        if wanted != self.path:
-            return f"the worker holds {self.path}, the call asks for {wanted}"
-        if _signature(wanted) != self._signature and sha256_of(wanted) != self.sha256:
-            return f"{wanted} changed since the worker loaded it"
         if choose_precision(precision) != self.upscaler.precision_used:
             return f"the worker computes in {self.upscaler.precision_used}, not {precision}"
-        return None
+        _, reason = self._serving(model, weights)
+        return reason
+
+    def _serving(
+        self, model: str | None, weights: Path | None
+    ) -> tuple[AnyUpscaler | None, str | None]:
+        """What serves a call for these weights (the set, or one held model), or why not."""
+        if is_auto(model, weights):
+            if self.upscaler.name != "auto":
+                return None, f"the worker holds {self.path}, the call asks for auto"
+            wanted = self.files
+        else:
+            path = Path(os.path.realpath(resolve(model, weights)))
+            wanted = [held for held in self.files if held.path == path]
+            if not wanted:
+                return None, f"the worker holds {self.path}, the call asks for {path}"
+        for held in wanted:
+            if _signature(held.path) != held.signature and sha256_of(held.path) != held.sha256:
+                return None, f"{held.path} changed since the worker loaded it"
+        return (self.upscaler if is_auto(model, weights) else wanted[0].upscaler), None
 
     def take(
         self,
@@ -90,15 +124,17 @@ class HeldModel:
         tile: int | None,
         tile_pad: int,
         tta: bool,
-    ) -> Upscaler:
-        """The held ``Upscaler`` set up for one call (the worker serves calls one at a time)."""
+    ) -> AnyUpscaler:
+        """What serves one call, set up for it (the worker serves calls one at a time)."""
         reason = self.refusal(model, weights, precision)
         if reason is not None:
             raise SrganError(f"worker cannot serve this call: {reason}")
-        self.upscaler.tile = tile
-        self.upscaler.tile_pad = tile_pad
-        self.upscaler.tta = tta
-        return self.upscaler
+        serving, _ = self._serving(model, weights)
+        assert serving is not None
+        serving.tile = tile
+        serving.tile_pad = tile_pad
+        serving.tta = tta
+        return serving
 
 
 @dataclass

@@ -1,0 +1,207 @@
+"""RRDBNet (ESRGAN, Real-ESRGAN, BSRGAN) in its three PyTorch key layouts.
+
+Forward pass (BasicSR ``rrdbnet_arch.py``): [pixel_unshuffle for x2 / x1] -> conv_first ->
+num_block RRDBs (3 residual dense blocks each: 5 convs over the concatenated features,
+LeakyReLU 0.2, residual x0.2) -> conv_body, plus conv_first's output -> per x2 stage: nearest
+x2, conv, LeakyReLU 0.2 -> conv_hr, LeakyReLU 0.2 -> conv_last. The Keras layers carry the
+BasicSR names whatever the file's layout; ``_Layout`` maps them to the file's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import _torch as T
+from srgan_cli.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import keras
+
+NAME = "RRDBNet"
+_UNSHUFFLE = {3: 1, 12: 2, 48: 4}  # conv_first input channels -> pixel_unshuffle factor
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Key names of one layout; ``{b}`` block, ``{r}`` dense block 1-3, ``{c}`` conv 1-5."""
+
+    name: str
+    first: str
+    dense: str
+    trunk: str  # may use {nb}, the number of blocks
+    up: str  # {i} from 1; may use {u} = 3 * i (old ESRGAN Sequential index)
+    hr: str  # may use {hr} = its old ESRGAN Sequential index
+    last: str  # may use {last}
+    block_pattern: str  # regex capturing the block index of a dense conv weight
+
+    def up_key(self, i: int) -> str:
+        return self.up.format(i=i, u=3 * i)
+
+    def tail_keys(self, n_up: int) -> tuple[str, str]:
+        """conv_hr and conv_last; old ESRGAN: conv, shortcut, 3 per up stage, hr, act, last."""
+        index = {"hr": 3 * n_up + 2, "last": 3 * n_up + 4}
+        return self.hr.format(**index), self.last.format(**index)
+
+
+LAYOUTS = (
+    _Layout(
+        "BasicSR",
+        "conv_first",
+        "body.{b}.rdb{r}.conv{c}",
+        "conv_body",
+        "conv_up{i}",
+        "conv_hr",
+        "conv_last",
+        r"body\.(\d+)\.rdb1\.conv1\.weight",
+    ),
+    _Layout(
+        "BSRGAN",
+        "conv_first",
+        "RRDB_trunk.{b}.RDB{r}.conv{c}",
+        "trunk_conv",
+        "upconv{i}",
+        "HRconv",
+        "conv_last",
+        r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight",
+    ),
+    _Layout(
+        "ESRGAN",
+        "model.0",
+        "model.1.sub.{b}.RDB{r}.conv{c}.0",
+        "model.1.sub.{nb}",
+        "model.{u}",
+        "model.{hr}",
+        "model.{last}",
+        r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight",
+    ),
+)
+_BY_NAME = {layout.name: layout for layout in LAYOUTS}
+
+
+def _layout_of(state: Mapping[str, np.ndarray]) -> _Layout | None:
+    for layout in LAYOUTS:
+        first = layout.dense.format(b=0, r=1, c=1)
+        if f"{layout.first}.weight" in state and f"{first}.weight" in state:
+            return layout
+    return None
+
+
+def matches(state: Mapping[str, np.ndarray]) -> bool:
+    return _layout_of(state) is not None
+
+
+def _count_up(state: Mapping[str, np.ndarray], layout: _Layout) -> int:
+    n = 0
+    while f"{layout.up_key(n + 1)}.weight" in state:
+        n += 1
+    return n
+
+
+def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
+    layout = _layout_of(state)
+    if layout is None:
+        raise ModelFileError("model file is not an RRDBNet")
+    num_block = T.count_from_zero(state, layout.block_pattern, "RRDB blocks")
+    first = f"{layout.first}.weight"
+    num_feat, in_ch = T.first_dim(state, first), T.conv_in(state, first)
+    growth = T.first_dim(state, layout.dense.format(b=0, r=1, c=1) + ".weight")
+    if in_ch not in _UNSHUFFLE:
+        raise ModelFileError(f"model file key {first} takes {in_ch} channels; need 3, 12 or 48")
+    unshuffle = _UNSHUFFLE[in_ch]
+    n_up = _count_up(state, layout)
+    if 2**n_up % unshuffle:
+        raise ModelFileError(f"RRDBNet with {n_up} up stages cannot undo unshuffle x{unshuffle}")
+    last = layout.tail_keys(n_up)[1] + ".weight"
+    if last not in state:
+        raise ModelFileError(f"model file lacks {last} (the last conv of RRDBNet)")
+    T.rgb_out(T.first_dim(state, last), last)
+    params = {
+        "layout": layout.name,
+        "num_block": num_block,
+        "num_feat": num_feat,
+        "num_grow_ch": growth,
+        "num_up": n_up,
+        "unshuffle": unshuffle,
+    }
+    return ModelSpec(NAME, params, 2**n_up // unshuffle, unshuffle, T.total_size(state))
+
+
+def build(spec: ModelSpec) -> keras.Model:
+    import keras
+    from keras import layers
+
+    from srgan_cli.archs.layers import SpaceToDepth, conv3, leaky, rgb_input
+
+    p = spec.params
+    nf, gc = p["num_feat"], p["num_grow_ch"]
+    inputs = rgb_input()
+    x = inputs
+    if p["unshuffle"] > 1:
+        x = SpaceToDepth(p["unshuffle"], name="unshuffle")(x)
+    feat = conv3(nf, "conv_first")(x)
+    x = feat
+    for b in range(p["num_block"]):
+        x = _rrdb(x, f"body_{b}", nf, gc)
+    x = layers.Add(name="trunk_add")([feat, conv3(nf, "conv_body")(x)])
+    for i in range(1, p["num_up"] + 1):
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
+        x = leaky(0.2, f"conv_up{i}_act")(conv3(nf, f"conv_up{i}")(x))
+    x = leaky(0.2, "conv_hr_act")(conv3(nf, "conv_hr")(x))
+    outputs = conv3(3, "conv_last")(x)
+    return keras.Model(inputs, outputs, name="rrdbnet")
+
+
+def _rrdb(x, name: str, nf: int, gc: int):
+    from keras import layers
+
+    y = x
+    for r in range(1, 4):
+        y = _dense_block(y, f"{name}_rdb{r}", nf, gc)
+    return layers.Add(name=f"{name}_add")([x, layers.Rescaling(0.2, name=f"{name}_x02")(y)])
+
+
+def _dense_block(x, name: str, nf: int, gc: int):
+    """Five 3x3 convs, each over the concatenation of the input and all earlier outputs."""
+    from keras import layers
+
+    from srgan_cli.archs.layers import conv3, leaky
+
+    feats = [x]
+    for c in range(1, 5):
+        inp = feats[0] if c == 1 else layers.Concatenate(name=f"{name}_cat{c}")(feats)
+        feats.append(leaky(0.2, f"{name}_act{c}")(conv3(gc, f"{name}_conv{c}")(inp)))
+    y = conv3(nf, f"{name}_conv5")(layers.Concatenate(name=f"{name}_cat5")(feats))
+    return layers.Add(name=f"{name}_add")([x, layers.Rescaling(0.2, name=f"{name}_x02")(y)])
+
+
+def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Keras layer name -> [kernel, bias], read from the file's layout with checked shapes."""
+    p = spec.params
+    layout = _BY_NAME[p["layout"]]
+    nf, gc, nb, n_up = p["num_feat"], p["num_grow_ch"], p["num_block"], p["num_up"]
+    reader = T.Reader(state, NAME)
+    first = reader.conv(layout.first, nf, 3 * p["unshuffle"] ** 2)
+    out = {"conv_first": T.unshuffled_conv(first, p["unshuffle"])}
+    for b in range(nb):
+        for r in range(1, 4):
+            for c in range(1, 6):
+                key = layout.dense.format(b=b, r=r, c=c)
+                out[f"body_{b}_rdb{r}_conv{c}"] = reader.conv(
+                    key, nf if c == 5 else gc, nf + (c - 1) * gc
+                )
+    out["conv_body"] = reader.conv(layout.trunk.format(nb=nb), nf, nf)
+    for i in range(1, n_up + 1):
+        out[f"conv_up{i}"] = reader.conv(layout.up_key(i), nf, nf)
+    hr, last = layout.tail_keys(n_up)
+    out["conv_hr"] = reader.conv(hr, nf, nf)
+    out["conv_last"] = reader.conv(last, 3, nf)
+    reader.finish()
+    return out
+
+
+ARCH = Arch(NAME, matches, spec, build, T.loader(weights))

@@ -1,0 +1,84 @@
+"""SRVGGNetCompact (Real-ESRGAN's realesr-general-x4v3, realesr-animevideov3).
+
+Forward pass (Real-ESRGAN ``srvgg_arch.py``): ``body`` is a list alternating 3x3 convs and
+per-channel PReLUs (conv, act, num_conv x (conv, act), last conv); the last conv gives
+3 * scale^2 channels -> pixel shuffle, plus the nearest-upsampled input. Only the PReLU
+variant has weights that identify it (ReLU/LeakyReLU files carry no activation tensors).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import _torch as T
+from srgan_cli.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import keras
+
+NAME = "SRVGGNetCompact"
+
+
+def matches(state: Mapping[str, np.ndarray]) -> bool:
+    act = state.get("body.1.weight")
+    return "body.0.weight" in state and act is not None and np.ndim(act) == 1
+
+
+def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
+    n = T.count_from_zero(state, r"body\.(\d+)\.weight", "body layers")
+    if n < 3 or n % 2 == 0:
+        raise ModelFileError(f"model file has {n} body layers; SRVGGNetCompact has an odd number")
+    last = f"body.{n - 1}.weight"
+    in_ch = T.conv_in(state, "body.0.weight")
+    if in_ch != 3:
+        raise ModelFileError(f"model file key body.0.weight takes {in_ch} channels; need RGB (3)")
+    out = T.first_dim(state, last)
+    scale = math.isqrt(out // 3)
+    if out != 3 * scale * scale:
+        raise ModelFileError(f"model file key {last} gives {out} channels, not 3 x scale^2")
+    params = {"num_feat": T.first_dim(state, "body.0.weight"), "num_conv": (n - 3) // 2}
+    return ModelSpec(NAME, params, scale, 1, T.total_size(state))
+
+
+def build(spec: ModelSpec) -> keras.Model:
+    import keras
+    from keras import layers
+
+    from srgan_cli.archs.layers import DepthToSpace, conv3, rgb_input
+
+    nf, scale = spec.params["num_feat"], spec.scale
+    inputs = rgb_input()
+    x = inputs
+    for i in range(spec.params["num_conv"] + 1):
+        x = conv3(nf, f"body_{2 * i}")(x)
+        x = layers.PReLU(shared_axes=[1, 2], name=f"body_{2 * i + 1}")(x)
+    x = conv3(3 * scale * scale, f"body_{2 * spec.params['num_conv'] + 2}")(x)
+    if scale > 1:
+        x = DepthToSpace(scale, name="shuffle")(x)
+        base = layers.UpSampling2D(scale, interpolation="nearest", name="base")(inputs)
+    else:
+        base = inputs
+    outputs = layers.Add(name="residual")([x, base])
+    return keras.Model(inputs, outputs, name="srvggnet_compact")
+
+
+def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    nf, num_conv, scale = spec.params["num_feat"], spec.params["num_conv"], spec.scale
+    reader = T.Reader(state, NAME)
+    out: dict[str, list[np.ndarray]] = {}
+    for i in range(num_conv + 1):
+        out[f"body_{2 * i}"] = reader.conv(f"body.{2 * i}", nf, 3 if i == 0 else nf)
+        alpha = reader.take(f"body.{2 * i + 1}.weight", (nf,))
+        out[f"body_{2 * i + 1}"] = [alpha.reshape(1, 1, nf)]
+    last = 2 * num_conv + 2
+    out[f"body_{last}"] = T.shuffled_conv(reader.conv(f"body.{last}", 3 * scale**2, nf), scale)
+    reader.finish()
+    return out
+
+
+ARCH = Arch(NAME, matches, spec, build, T.loader(weights))

@@ -1,0 +1,230 @@
+"""PyTorch ``torch.save`` files (.pth/.pt/.ckpt) read with numpy only, never trusting the pickle.
+
+Both formats torch writes:
+- zip (torch >= 1.6): ``<name>/data.pkl`` plus one ``<name>/data/<key>`` file per storage;
+- legacy: pickles of a magic number, protocol version and sys info, then the object pickle,
+  then the sorted storage keys, then each storage's element count (int64) and raw bytes.
+
+The unpickler resolves only an allow-list of globals (dicts and torch's tensor rebuilders,
+re-implemented here over numpy); anything else -- ``os.system``, a module, a class from the
+training code -- is refused by name, before anything is called.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from srgan_cli.errors import ModelFileError
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+# torch storage class -> numpy dtype of its bytes ("bfloat16" is decoded by hand).
+_STORAGES = {
+    "FloatStorage": np.dtype("<f4"),
+    "DoubleStorage": np.dtype("<f8"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": np.dtype("<u2"),
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+}
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    name: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        return _STORAGES[self.name]
+
+
+class _Storage:
+    """A storage whose bytes may arrive after the pickle (legacy format)."""
+
+    def __init__(self, kind: _StorageType, numel: int) -> None:
+        self.kind = kind
+        self.numel = numel
+        self.data: np.ndarray | None = None
+
+    def fill(self, raw: bytes) -> None:
+        need = self.numel * self.kind.dtype.itemsize
+        if len(raw) < need:
+            raise ModelFileError(f"storage holds {len(raw)} bytes, expected {need} (truncated?)")
+        self.data = np.frombuffer(raw, dtype=self.kind.dtype, count=self.numel)
+
+
+@dataclass
+class _Tensor:
+    """What ``torch._utils._rebuild_tensor_v2`` would build; made an array once bytes are in."""
+
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def array(self) -> np.ndarray:
+        data = self.storage.data
+        if data is None:
+            raise ModelFileError("a tensor's storage is missing from the file")
+        size, stride, offset = self.size, self.stride, self.offset
+        ok = len(size) == len(stride) and offset >= 0 and all(n >= 0 for n in size)
+        if not ok or any(s < 0 for s in stride):
+            raise ModelFileError(f"bad tensor layout: size {size}, stride {stride}")
+        if 0 in size:
+            return _decode(np.zeros(size, data.dtype), self.storage.kind.name)
+        end = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) + 1
+        if end > data.size:
+            raise ModelFileError(f"tensor of size {size} overruns its storage ({data.size})")
+        item = data.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            data[offset:], shape=size, strides=[s * item for s in stride], writeable=False
+        )
+        return _decode(np.array(view), self.storage.kind.name)
+
+
+def _decode(values: np.ndarray, storage: str) -> np.ndarray:
+    """bf16 bits -> float32, fp16/fp64 -> float32; integer tensors stay as they are."""
+    if storage == "BFloat16Storage":
+        return (values.astype(np.uint32) << 16).view(np.float32)
+    if values.dtype.kind == "f":
+        return values.astype(np.float32)
+    return values
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_ignored) -> _Tensor:
+    if not isinstance(storage, _Storage):
+        raise ModelFileError("a tensor in the file is not backed by a storage")
+    return _Tensor(storage, int(offset), tuple(map(int, size)), tuple(map(int, stride)))
+
+
+def _rebuild_parameter(data, *_ignored):
+    return data
+
+
+_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Resolves only ``_GLOBALS`` and torch storage types; storages come from ``fetch``."""
+
+    def __init__(self, file: IO[bytes], fetch: Callable[[tuple], _Storage]) -> None:
+        super().__init__(file)
+        self._fetch = fetch
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _GLOBALS:
+            return _GLOBALS[(module, name)]
+        if module == "torch" and name in _STORAGES:
+            return _StorageType(name)
+        raise ModelFileError(f"refusing {module}.{name}: a model file may hold only tensors")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            what = pid[0] if isinstance(pid, tuple) and pid else type(pid).__name__
+            raise ModelFileError(f"refusing persistent object {what!r}: not a tensor storage")
+        if len(pid) < 5 or not isinstance(pid[1], _StorageType):
+            raise ModelFileError(f"bad storage record {pid[:3]!r}")
+        return self._fetch(pid)
+
+
+def load_zip(raw: bytes) -> Any:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        names = archive.namelist()
+        pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+        if len(pkl) != 1:
+            raise ModelFileError("zip has no single <name>/data.pkl: not a torch.save file")
+        root = pkl[0].split("/")[0]
+        if f"{root}/byteorder" in names and archive.read(f"{root}/byteorder") != b"little":
+            raise ModelFileError("big-endian torch files are not supported")
+        storages: dict[str, _Storage] = {}
+
+        def fetch(pid: tuple) -> _Storage:
+            _, kind, key, _location, numel = pid[:5]
+            if key not in storages:
+                storage = _Storage(kind, int(numel))
+                storage.fill(archive.read(f"{root}/data/{key}"))
+                storages[key] = storage
+            return storages[key]
+
+        return _materialize(_SafeUnpickler(io.BytesIO(archive.read(pkl[0])), fetch).load())
+
+
+def load_legacy(raw: bytes) -> Any:
+    stream = io.BytesIO(raw)
+    header = _SafeUnpickler(stream, _no_storage)
+    if header.load() != LEGACY_MAGIC:
+        raise ModelFileError("not a torch.save file (bad magic number)")
+    if _SafeUnpickler(stream, _no_storage).load() != LEGACY_PROTOCOL:
+        raise ModelFileError("unsupported legacy torch protocol version")
+    info = _SafeUnpickler(stream, _no_storage).load()
+    if not (isinstance(info, dict) and info.get("little_endian", True)):
+        raise ModelFileError("big-endian torch files are not supported")
+    storages: dict[str, _Storage] = {}
+
+    def fetch(pid: tuple) -> _Storage:
+        _, kind, key, _location, numel = pid[:5]
+        if len(pid) > 5 and pid[5] is not None:
+            raise ModelFileError("storage views (torch < 1.0 files) are not supported")
+        return storages.setdefault(key, _Storage(kind, int(numel)))
+
+    obj = _SafeUnpickler(stream, fetch).load()
+    keys = _SafeUnpickler(stream, _no_storage).load()
+    for key in keys:
+        if key not in storages:
+            raise ModelFileError(f"storage {key!r} is listed but never used")
+        storage = storages[key]
+        (numel,) = struct.unpack("<q", _read(stream, 8))
+        if numel != storage.numel:
+            want = storage.numel
+            raise ModelFileError(f"storage {key!r} holds {numel} elements, expected {want}")
+        storage.fill(_read(stream, numel * storage.kind.dtype.itemsize))
+    return _materialize(obj)
+
+
+def _no_storage(pid: tuple) -> _Storage:
+    raise ModelFileError("unexpected tensor storage in a legacy header")
+
+
+def _read(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise ModelFileError(f"file ends early: wanted {n} bytes, found {len(data)}")
+    return data
+
+
+def _materialize(obj: Any) -> Any:
+    """Replace every lazy tensor in dicts, lists and tuples with its numpy array."""
+    if isinstance(obj, _Tensor):
+        return obj.array()
+    if isinstance(obj, dict):
+        return type(obj)((k, _materialize(v)) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return type(obj)(_materialize(v) for v in obj)
+    return obj
+
+
+def load(raw: bytes) -> Any:
+    """The object a ``torch.save`` file holds, tensors as numpy arrays."""
+    if raw[:4] == b"PK\x03\x04":
+        return load_zip(raw)
+    return load_legacy(raw)

@@ -1,0 +1,334 @@
+"""Write tests/fixtures/archs/: foreign model files, a random input, the reference output.
+
+Run by hand (needs torch 2.x CPU, spandrel, safetensors); CI only reads what this writes:
+
+    PYTHONPATH=$PWD/src python tests/make_arch_fixtures.py
+
+References, written by others:
+- RRDBNet (all three key layouts) and SRVGGNetCompact: spandrel's architecture code
+  (``spandrel.architectures.ESRGAN`` = old-arch ESRGAN RRDBNet, ``...Compact`` = Real-ESRGAN's
+  SRVGGNetCompact), imported without spandrel's top-level package (which needs torchvision).
+  spandrel's RRDBNet fixes the growth at 32; ``_growth`` overrides it so the fixtures stay
+  small. The BasicSR and BSRGAN files are renamed from spandrel's old layout and checked to
+  map back with spandrel's own ``_to_old_arch``.
+- MSRResNet: BasicSR's ``basicsr/archs/srresnet_arch.py`` and ``ResidualBlockNoBN`` from
+  ``arch_util.py`` (XPixelGroup/BasicSR), copied below minus registry and init code.
+
+Besides the small fixtures it converts real-size networks (RRDBNet 23 blocks / 64 feat, the
+SRVGG v3 sizes, MSRResNet 16 blocks / 64 feat) and prints the max abs difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import re
+import sys
+import types
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OUT = Path(__file__).parent / "fixtures" / "archs"
+LR_SHAPE = (4, 8)  # height, width of the random input: a multiple of 4 for RRDBNet x1
+
+
+def _spandrel(module: str) -> types.ModuleType:
+    """Import ``spandrel.<module>`` without running spandrel/__init__ (torchvision)."""
+    if "spandrel" not in sys.modules:
+        spec = importlib.util.find_spec("spandrel")
+        assert spec is not None and spec.submodule_search_locations, "pip install spandrel"
+        package = types.ModuleType("spandrel")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["spandrel"] = package
+    return importlib.import_module(f"spandrel.{module}")
+
+
+# ----- MSRResNet: BasicSR's code (srresnet_arch.py, arch_util.ResidualBlockNoBN) -----
+
+
+class ResidualBlockNoBN(nn.Module):
+    def __init__(self, num_feat=64, res_scale=1):
+        super().__init__()
+        self.res_scale = res_scale
+        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
+        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x
+        out = self.conv2(self.relu(self.conv1(x)))
+        return identity + out * self.res_scale
+
+
+class MSRResNet(nn.Module):
+    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4):
+        super().__init__()
+        self.upscale = upscale
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*[ResidualBlockNoBN(num_feat) for _ in range(num_block)])
+        if self.upscale in [2, 3]:
+            self.upconv1 = nn.Conv2d(num_feat, num_feat * self.upscale * self.upscale, 3, 1, 1)
+            self.pixel_shuffle = nn.PixelShuffle(self.upscale)
+        elif self.upscale == 4:
+            self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
+            self.upconv2 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
+            self.pixel_shuffle = nn.PixelShuffle(2)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+
+    def forward(self, x):
+        feat = self.lrelu(self.conv_first(x))
+        out = self.body(feat)
+        if self.upscale == 4:
+            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
+            out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
+        elif self.upscale in [2, 3]:
+            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
+        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        base = F.interpolate(x, scale_factor=self.upscale, mode="bilinear", align_corners=False)
+        out += base
+        return out
+
+
+# ----- reference networks with random weights -----
+
+
+@contextlib.contextmanager
+def _growth(growth: int) -> Iterator[None]:
+    """Let spandrel's RRDBNet (growth fixed at 32) build dense blocks of ``growth``."""
+    block = _spandrel("architectures.__arch_helpers.block")
+    original = block.RRDB
+    block.RRDB = lambda *args, **kwargs: original(*args, **{**kwargs, "gc": growth})
+    try:
+        yield
+    finally:
+        block.RRDB = original
+
+
+def _randomize(model: nn.Module, seed: int) -> nn.Module:
+    """Reproducible random weights; PReLU slopes spread so a channel mix-up shows."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.reset_parameters()
+        elif isinstance(module, nn.PReLU):
+            nn.init.uniform_(module.weight, 0.0, 0.5)
+    return model.eval()
+
+
+def rrdbnet(
+    scale: int, num_feat: int, num_block: int, growth: int, seed: int = 0, unshuffle: bool = True
+):
+    """(spandrel old-arch RRDBNet, its BasicSR-layout state dict), x1 to x8.
+
+    Real-ESRGAN's x2 and x1 pixel-unshuffle the input and keep two up stages; BSRGAN's and
+    old ESRGAN x2 files (``unshuffle=False``) have a single up stage instead.
+    """
+    esrgan = _spandrel("architectures.ESRGAN")
+    unshuffle = {1: 4, 2: 2}.get(scale, 1) if unshuffle else 1
+    with _growth(growth):
+        model = esrgan.ESRGAN(
+            in_nc=3 * unshuffle**2,
+            out_nc=3,
+            num_filters=num_feat,
+            num_blocks=num_block,
+            scale=scale * unshuffle,
+            shuffle_factor=unshuffle if unshuffle > 1 else None,
+        )
+    _randomize(model, seed)
+    old = model.state_dict()
+    basicsr = old_to_basicsr(old, num_block)
+    back = esrgan._to_old_arch(dict(basicsr))
+    assert list(back) == list(old), "renamed keys disagree with spandrel's mapping"
+    return model, basicsr
+
+
+def old_to_basicsr(old: dict, num_block: int) -> OrderedDict:
+    """spandrel's new->old key mapping, inverted (model.N -> conv_first, body, conv_up...)."""
+    n = 1 + max(int(k.split(".")[1]) for k in old)  # Sequential length
+    n_up = (n - 5) // 3
+    names = {"0": "conv_first", f"1.sub.{num_block}": "conv_body"}
+    names.update({str(3 * i): f"conv_up{i}" for i in range(1, n_up + 1)})
+    names.update({str(3 * n_up + 2): "conv_hr", str(3 * n_up + 4): "conv_last"})
+    out = OrderedDict()
+    for key, value in old.items():
+        m = re.fullmatch(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", key)
+        if m:
+            out["body.{}.rdb{}.conv{}.{}".format(*m.groups())] = value
+            continue
+        head, kind = key[len("model.") :].rsplit(".", 1)
+        out[f"{names[head]}.{kind}"] = value
+    return out
+
+
+def basicsr_to_bsrgan(state: dict) -> OrderedDict:
+    rename = {"conv_body": "trunk_conv", "conv_hr": "HRconv"}
+    out = OrderedDict()
+    for key, value in state.items():
+        head, kind = key.rsplit(".", 1)
+        m = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", head)
+        if m:
+            head = "RRDB_trunk.{}.RDB{}.conv{}".format(*m.groups())
+        head = rename.get(head, re.sub(r"^conv_up(\d)$", r"upconv\1", head))
+        out[f"{head}.{kind}"] = value
+    return out
+
+
+def basicsr_to_esrgan(state: dict) -> OrderedDict:
+    return _spandrel("architectures.ESRGAN")._to_old_arch(dict(state))
+
+
+def srvgg(scale: int, num_feat: int, num_conv: int, seed: int = 0):
+    compact = _spandrel("architectures.Compact.__arch.SRVGG")
+    model = compact.SRVGGNetCompact(num_feat=num_feat, num_conv=num_conv, upscale=scale)
+    _randomize(model, seed)
+    return model, model.state_dict()
+
+
+def msrresnet(scale: int, num_feat: int, num_block: int, seed: int = 0):
+    model = _randomize(MSRResNet(num_feat=num_feat, num_block=num_block, upscale=scale), seed)
+    return model, model.state_dict()
+
+
+def reference(model: nn.Module, x_nhwc: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        y = model(torch.from_numpy(x_nhwc).permute(0, 3, 1, 2).contiguous())
+    return y.permute(0, 2, 3, 1).numpy()
+
+
+def keras_output(state: dict, x_nhwc: np.ndarray) -> tuple[np.ndarray, object]:
+    from srgan_cli import archs
+
+    numpy_state = {k: v.detach().float().numpy() for k, v in state.items()}
+    model, spec = archs.convert(numpy_state)
+    return np.asarray(model(x_nhwc)), spec
+
+
+def rounded(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """The model with every weight rounded to ``dtype`` (then computed in float32)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(dtype).float())
+    return model
+
+
+# ----- the fixtures -----
+
+
+def _input(seed: int, shape: tuple[int, int] = LR_SHAPE) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, *shape, 3), dtype=np.float32)
+
+
+def _fixtures():
+    """(file name, reference model, state dict to save, how to save, dtype)."""
+    small_rrdb = {"num_feat": 4, "num_block": 1, "growth": 3}
+    two_blocks = {**small_rrdb, "num_block": 2}  # one file per layout numbers blocks past 0
+    for scale, name, fmt, dtype in (
+        (4, "rrdb_basicsr_x4.pth", "params_ema", torch.float32),
+        (2, "rrdb_basicsr_x2.safetensors", "plain", torch.float32),
+        (1, "rrdb_basicsr_x1.pth", "legacy", torch.float32),
+        (8, "rrdb_basicsr_x8.safetensors", "plain", torch.float16),
+    ):
+        model, state = rrdbnet(scale, **(two_blocks if scale == 4 else small_rrdb), seed=scale)
+        yield name, model, state, fmt, dtype
+    for scale, name, fmt, dtype in (
+        (4, "rrdb_esrgan_x4.pth", "plain", torch.float32),
+        (2, "rrdb_esrgan_x2.pth", "legacy", torch.float32),
+    ):
+        hp = two_blocks if scale == 4 else small_rrdb
+        model, state = rrdbnet(scale, **hp, seed=10 + scale, unshuffle=False)
+        yield name, model, basicsr_to_esrgan(state), fmt, dtype
+    for scale, name, fmt, dtype in (
+        (4, "rrdb_bsrgan_x4.safetensors", "plain", torch.bfloat16),
+        (2, "rrdb_bsrgan_x2.pth", "module", torch.float32),
+    ):
+        hp = two_blocks if scale == 4 else small_rrdb
+        model, state = rrdbnet(scale, **hp, seed=20 + scale, unshuffle=False)
+        yield name, model, basicsr_to_bsrgan(state), fmt, dtype
+    for scale, name, fmt, dtype in (
+        (4, "srvgg_x4.pth", "params", torch.float32),
+        (2, "srvgg_x2.safetensors", "plain", torch.float32),
+        (1, "srvgg_x1.pth", "legacy", torch.float16),
+    ):
+        model, state = srvgg(scale, num_feat=8, num_conv=3, seed=30 + scale)
+        yield name, model, state, fmt, dtype
+    for scale, name, fmt, dtype in (
+        (4, "msrresnet_x4.pth", "params_ema", torch.float32),
+        (3, "msrresnet_x3.safetensors", "plain", torch.float16),
+        (2, "msrresnet_x2.pth", "model", torch.float32),
+    ):
+        model, state = msrresnet(scale, num_feat=8, num_block=2, seed=40 + scale)
+        yield name, model, state, fmt, dtype
+
+
+def _save(path: Path, state: dict, fmt: str, dtype: torch.dtype) -> None:
+    state = OrderedDict((k, v.detach().to(dtype).contiguous()) for k, v in state.items())
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(dict(state), str(path))
+        return
+    decoy = {"conv_first.weight": torch.zeros(1)}  # a reader that prefers it fails loudly
+    wrapped = {
+        "plain": state,
+        "legacy": state,
+        "params_ema": {"params": decoy, "params_ema": state},  # Real-ESRGAN release files
+        "params": {"params": state},
+        "module": {"state_dict": OrderedDict((f"module.{k}", v) for k, v in state.items())},
+        "model": {"model": state, "epoch": 3},
+    }[fmt]
+    torch.save(wrapped, path, _use_new_zipfile_serialization=fmt != "legacy")
+
+
+def write_fixtures() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for i, (name, model, state, fmt, dtype) in enumerate(_fixtures()):
+        path = OUT / name
+        _save(path, state, fmt, dtype)
+        rounded(model, dtype)
+        x = _input(i)
+        y = reference(model, x)
+        np.savez_compressed(path.with_suffix(".npz"), x=x, y=y)
+        mine, spec = keras_output(_rounded_state(state, dtype), x)
+        diff = float(np.abs(mine - y).max())
+        size = path.stat().st_size + path.with_suffix(".npz").stat().st_size
+        print(f"{name:30s} {spec.describe():55s} max|diff| {diff:.2e}  {size / 1024:.1f} KiB")
+
+
+def _rounded_state(state: dict, dtype: torch.dtype) -> dict:
+    return {k: v.detach().to(dtype).float() for k, v in state.items()}
+
+
+def real_size_checks() -> dict[str, float]:
+    """Real hyper-parameters on a tiny image: the max abs difference per network."""
+    cases = {
+        "RRDBNet 23x64 x4 (BasicSR)": rrdbnet(4, 64, 23, 32),
+        "RRDBNet 23x64 x2 (BasicSR)": rrdbnet(2, 64, 23, 32),
+        "RRDBNet 23x64 x1 (BasicSR)": rrdbnet(1, 64, 23, 32),
+        "SRVGGNetCompact 64f 32c x4": srvgg(4, 64, 32),
+        "SRVGGNetCompact 64f 16c x4": srvgg(4, 64, 16),
+        "MSRResNet 64f 16b x4": msrresnet(4, 64, 16),
+    }
+    diffs = {}
+    for label, (model, state) in cases.items():
+        x = _input(99, (8, 12))
+        y = reference(model, x)
+        mine, _ = keras_output(state, x)
+        diffs[label] = float(np.abs(mine - y).max())
+        print(f"{label:30s} max|diff| {diffs[label]:.2e}  (output std {y.std():.3f})")
+    return diffs
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    write_fixtures()
+    if "--no-real" not in sys.argv:
+        real_size_checks()

@@ -1,0 +1,147 @@
+"""importer, ``srgan import`` and ``srgan info FILE``: foreign files in, checked models out."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import rrdbnet_x2_state, save_safetensors
+
+from srgan_cli import importer, weights
+from srgan_cli.cli import main
+
+pytest.importorskip("safetensors")
+
+
+def srgan(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_import_safetensors_writes_weights_and_card(rrdb_x2_file, tmp_path):
+    out = tmp_path / "x2.weights.h5"
+    result = srgan("import", rrdb_x2_file, "-o", out, "--license", "Apache-2.0")
+    assert result.exit_code == 0, result.output
+    assert "RRDBNet (BasicSR keys) 1 blocks, 8 feat, 4 growth, x2" in result.output
+    card = json.loads(weights.card_path(out).read_text())
+    assert card["name"] == "rrdb_x2" and card["license"] == "Apache-2.0"
+    assert card["architecture"]["arch"] == "RRDBNet" and card["architecture"]["scale"] == 2
+    assert card["source"] == {"file": rrdb_x2_file.name, "sha256": weights.sha256_of(rrdb_x2_file)}
+    assert card["sha256"] == weights.sha256_of(out)
+    model, loaded = weights.load_generator(out)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 8, 6, 3)).astype(np.float32)
+    from srgan_cli import archs
+    from srgan_cli.modelfile import read_state
+
+    direct, _ = archs.convert(read_state(rrdb_x2_file))
+    np.testing.assert_allclose(model.predict_on_batch(x), direct.predict_on_batch(x), atol=1e-6)
+    assert loaded.name == "rrdb_x2"
+
+
+def test_import_seed_checkpoint(seed_checkpoint, tmp_path):
+    prefix, _ = seed_checkpoint
+    out = tmp_path / "seed.weights.h5"
+    result = srgan("import", prefix, "-o", out, "--name", "old-service")
+    assert result.exit_code == 0, result.output
+    assert "SeedSRGAN 2 blocks, 8 feat, x4" in result.output
+    card = weights.WeightCard.read(weights.card_path(out))
+    assert card.name == "old-service" and card.source["file"] == "model.index"
+    assert weights.spec_of(card).scale == 4
+
+
+def test_import_refuses_to_overwrite(rrdb_x2_file, tmp_path):
+    out = tmp_path / "x.weights.h5"
+    out.write_bytes(b"keep")
+    result = srgan("import", rrdb_x2_file, "-o", out)
+    assert result.exit_code == 2 and out.read_bytes() == b"keep"
+
+
+def test_info_file_describes_without_converting(rrdb_x2_file, private_model_cache):
+    before = set(private_model_cache.iterdir())
+    result = srgan("info", rrdb_x2_file, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["arch"], data["scale"], data["input_multiple"]) == ("RRDBNet", 2, 2)
+    assert data["num_params"] == sum(v.size for v in rrdbnet_x2_state().values())
+    assert data["sha256"] == weights.sha256_of(rrdb_x2_file)
+    assert set(private_model_cache.iterdir()) == before  # nothing converted
+    text = srgan("info", rrdb_x2_file)
+    assert text.exit_code == 0 and "x2" in text.output and data["sha256"] in text.output
+
+
+def test_info_file_keeps_tensorflow_out(rrdb_x2_file):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from srgan_cli.cli import main; "
+        f"main(['info', {str(rrdb_x2_file)!r}], standalone_mode=False); "
+        "print('TF' if 'tensorflow' in sys.modules else 'noTF')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("noTF")
+
+
+def test_cache_converts_once(compact_x1_file, private_model_cache):
+    path = weights.resolve(weights=compact_x1_file)
+    first = importer.cached(path)
+    assert first.parent == private_model_cache
+    stamp = first.stat().st_mtime_ns
+    os.utime(first, ns=(stamp - 10**9, stamp - 10**9))  # a rewrite would move it forward
+    again = importer.cached(path)
+    assert again == first and again.stat().st_mtime_ns == stamp - 10**9
+    _model, card = weights.load_generator(path)
+    assert card.source["sha256"] == weights.sha256_of(compact_x1_file)
+    assert first.stat().st_mtime_ns == stamp - 10**9
+
+
+def test_damaged_cache_entry_is_redone(compact_x1_file):
+    path = weights.resolve(weights=compact_x1_file)
+    cached = importer.cached(path)
+    cached.write_bytes(b"garbage")
+    assert importer.cached(path) == cached
+    weights.verify(cached)  # rewritten whole, matching its card
+
+
+def _one_line_exit_2(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["import", "info", "upscale"])
+def test_truncated_file_exit_2(rrdb_x2_file, tmp_path, command, rgb_png):
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(rrdb_x2_file.read_bytes()[:1000])
+    args = [rgb_png, "--weights", cut] if command == "upscale" else [cut]
+    line = _one_line_exit_2(srgan(command, *args))
+    assert "cut.safetensors" in line and "RRDBNet" in line and "SeedSRGAN" in line
+
+
+def test_unknown_architecture_exit_2(tmp_path):
+    path = save_safetensors(
+        tmp_path / "odd.safetensors", {"foo.weight": np.zeros((2, 2), np.float32)}
+    )
+    line = _one_line_exit_2(srgan("import", path))
+    assert "unknown architecture" in line and "RRDBNet" in line and "foo.weight" in line
+
+
+def test_wrong_shape_names_key_and_shapes(tmp_path):
+    state = rrdbnet_x2_state()
+    state["body.0.rdb2.conv3.weight"] = np.zeros((4, 15, 3, 3), np.float32)
+    path = save_safetensors(tmp_path / "bad.safetensors", state)
+    line = _one_line_exit_2(srgan("import", path))
+    assert (
+        "body.0.rdb2.conv3.weight" in line and "(4, 16, 3, 3)" in line and "(4, 15, 3, 3)" in line
+    )
+
+
+def test_not_a_model_file_exit_2(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    line = _one_line_exit_2(srgan("info", path))
+    assert "notes.txt" in line
