@@ -13,44 +13,40 @@ import keras
 from keras import layers, ops
 
 
-@keras.saving.register_keras_serializable(package="srgan_cli.archs")
-class DepthToSpace(layers.Layer):
-    """(H, W, C*r*r) -> (H*r, W*r, C), channel order of ``tf.nn.depth_to_space``."""
+class _Rearrange(layers.Layer):
+    """Moves pixels between space and depth by ``factor``; subclasses give the direction."""
+
+    grow = 1  # spatial factor exponent: +1 depth -> space, -1 space -> depth
 
     def __init__(self, factor: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.factor = factor
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = float(self.factor) ** self.grow
+        return (b, *(None if n is None else int(n * f) for n in (h, w)), int(c / (f * f)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli.archs")
+class DepthToSpace(_Rearrange):
+    """(H, W, C*r*r) -> (H*r, W*r, C), channel order of ``tf.nn.depth_to_space``."""
 
     def call(self, x):
         return ops.depth_to_space(x, self.factor)
 
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        f = self.factor
-        return (b, None if h is None else h * f, None if w is None else w * f, c // (f * f))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": self.factor}
-
 
 @keras.saving.register_keras_serializable(package="srgan_cli.archs")
-class SpaceToDepth(layers.Layer):
+class SpaceToDepth(_Rearrange):
     """(H*r, W*r, C) -> (H, W, C*r*r); H and W must be multiples of r (the pipeline pads)."""
 
-    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.factor = factor
+    grow = -1
 
     def call(self, x):
         return ops.space_to_depth(x, self.factor)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        f = self.factor
-        return (b, None if h is None else h // f, None if w is None else w // f, c * f * f)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": self.factor}
 
 
 def conv3(filters: int, name: str) -> layers.Conv2D:
