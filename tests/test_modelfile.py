@@ -144,6 +144,9 @@ def test_tensor_overrunning_its_storage_is_refused(tmp_path: Path):
     payload = _tensor_pickle("FloatStorage", 6, (3, 3), (3, 1))
     path = _torch_zip(tmp_path / "t.pt", payload, {"0": np.zeros(6, "<f4").tobytes()})
     assert "overruns its storage" in _one_line_error(path)
+    broadcast = _tensor_pickle("FloatStorage", 6, (200, 200), (0, 0))  # 40000 from 6
+    path = _torch_zip(tmp_path / "b.pt", broadcast, {"0": np.zeros(6, "<f4").tobytes()})
+    assert "overruns its storage" in _one_line_error(path)
     short = _torch_zip(tmp_path / "s.pt", payload, {"0": bytes(8)})
     assert "holds 8 bytes, expected 24" in _one_line_error(short)
 
