@@ -87,6 +87,10 @@ def test_missing_tensor_is_named():
     del state["body.2.bias"]
     with pytest.raises(ModelFileError, match=r"lacks body\.2\.bias \(expected shape \(8,\)\)"):
         archs.convert(state)
+    msr = read_state(FIXTURES / "msrresnet_x2.pth")
+    del msr["conv_last.weight"]
+    with pytest.raises(ModelFileError, match=r"lacks conv_last\.weight"):
+        archs.identify(msr)
     del state["body.3.weight"]  # a hole in the numbering: a damaged file, not a smaller net
     with pytest.raises(ModelFileError, match=r"not numbered 0\.\.7: \[0, 1, 2, 4,"):
         archs.identify(state)
