@@ -136,6 +136,30 @@ def test_dtype_policy_applies():
     assert np.abs(out - ref["y"]).max() < 0.05  # bf16 keeps ~3 significant digits
 
 
+def test_srvgg_prelu_slopes_above_one_and_negative():
+    """MaxPReLU is PReLU only for slopes <= 1; others are sign-folded into the convs."""
+    import keras
+
+    state = read_state(FIXTURES / "srvgg_x1.pth")
+    n = 2 * archs.identify(state)[1].params["num_conv"] + 2  # the last conv's body index
+    for i in range(1, n, 2):
+        state[f"body.{i}.weight"] = np.linspace(-0.7, 2.5, state[f"body.{i}.weight"].size)
+    model, _ = archs.convert(state)
+    x = np.random.default_rng(5).random((1, 6, 7, 3), dtype=np.float32)
+    y = x
+    for i in range(0, n + 1, 2):  # plain Keras PReLU, weights straight from the file
+        conv = keras.layers.Conv2D(state[f"body.{i}.bias"].size, 3, padding="same")
+        conv.build(y.shape)
+        conv.set_weights([state[f"body.{i}.weight"].transpose(2, 3, 1, 0), state[f"body.{i}.bias"]])
+        y = conv(y)
+        if i < n:
+            act = keras.layers.PReLU(shared_axes=[1, 2])
+            act.build(y.shape)
+            act.set_weights([state[f"body.{i + 1}.weight"].reshape(1, 1, -1)])
+            y = act(y)
+    assert np.abs(np.asarray(model(x)) - (np.asarray(y) + x)).max() <= TOLERANCE
+
+
 def test_srresnet_spec_counts_parameters():
     from srgan_cli.model import GeneratorConfig
 
