@@ -227,46 +227,36 @@ def _input(seed: int, shape: tuple[int, int] = LR_SHAPE) -> np.ndarray:
     return np.random.default_rng(seed).random((1, *shape, 3), dtype=np.float32)
 
 
-def _fixtures():
-    """(file name, reference model, state dict to save, how to save, dtype)."""
-    small_rrdb = {"num_feat": 4, "num_block": 1, "growth": 3}
-    two_blocks = {**small_rrdb, "num_block": 2}  # one file per layout numbers blocks past 0
-    for scale, name, fmt, dtype in (
-        (4, "rrdb_basicsr_x4.pth", "params_ema", torch.float32),
-        (2, "rrdb_basicsr_x2.safetensors", "plain", torch.float32),
-        (1, "rrdb_basicsr_x1.pth", "legacy", torch.float32),
-        (8, "rrdb_basicsr_x8.safetensors", "plain", torch.float16),
-    ):
-        model, state = rrdbnet(scale, **(two_blocks if scale == 4 else small_rrdb), seed=scale)
-        yield name, model, state, fmt, dtype
-    for scale, name, fmt, dtype in (
-        (4, "rrdb_esrgan_x4.pth", "plain", torch.float32),
-        (2, "rrdb_esrgan_x2.pth", "legacy", torch.float32),
-    ):
-        hp = two_blocks if scale == 4 else small_rrdb
-        model, state = rrdbnet(scale, **hp, seed=10 + scale, unshuffle=False)
-        yield name, model, basicsr_to_esrgan(state), fmt, dtype
-    for scale, name, fmt, dtype in (
-        (4, "rrdb_bsrgan_x4.safetensors", "plain", torch.bfloat16),
-        (2, "rrdb_bsrgan_x2.pth", "module", torch.float32),
-    ):
-        hp = two_blocks if scale == 4 else small_rrdb
-        model, state = rrdbnet(scale, **hp, seed=20 + scale, unshuffle=False)
-        yield name, model, basicsr_to_bsrgan(state), fmt, dtype
-    for scale, name, fmt, dtype in (
-        (4, "srvgg_x4.pth", "params", torch.float32),
-        (2, "srvgg_x2.safetensors", "plain", torch.float32),
-        (1, "srvgg_x1.pth", "legacy", torch.float16),
-    ):
-        model, state = srvgg(scale, num_feat=8, num_conv=3, seed=30 + scale)
-        yield name, model, state, fmt, dtype
-    for scale, name, fmt, dtype in (
-        (4, "msrresnet_x4.pth", "params_ema", torch.float32),
-        (3, "msrresnet_x3.safetensors", "plain", torch.float16),
-        (2, "msrresnet_x2.pth", "model", torch.float32),
-    ):
-        model, state = msrresnet(scale, num_feat=8, num_block=2, seed=40 + scale)
-        yield name, model, state, fmt, dtype
+def _renamed(rename, scale: int, seed: int):
+    """Old ESRGAN and BSRGAN x2 files have one up stage and no unshuffle."""
+    model, state = rrdbnet(scale, **_small_rrdb(scale), seed=seed, unshuffle=False)
+    return model, rename(state)
+
+
+def _small_rrdb(scale: int) -> dict:
+    # x4 files have two blocks, so each layout numbers blocks past 0 once
+    return {"num_feat": 4, "num_block": 2 if scale == 4 else 1, "growth": 3}
+
+
+F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
+
+# file name, how to save, dtype, (reference model, state dict)
+FIXTURES = (
+    ("rrdb_basicsr_x4.pth", "params_ema", F32, lambda: rrdbnet(4, **_small_rrdb(4), seed=4)),
+    ("rrdb_basicsr_x2.safetensors", "plain", F32, lambda: rrdbnet(2, **_small_rrdb(2), seed=2)),
+    ("rrdb_basicsr_x1.pth", "legacy", F32, lambda: rrdbnet(1, **_small_rrdb(1), seed=1)),
+    ("rrdb_basicsr_x8.safetensors", "plain", F16, lambda: rrdbnet(8, **_small_rrdb(8), seed=8)),
+    ("rrdb_esrgan_x4.pth", "plain", F32, lambda: _renamed(basicsr_to_esrgan, 4, 14)),
+    ("rrdb_esrgan_x2.pth", "legacy", F32, lambda: _renamed(basicsr_to_esrgan, 2, 12)),
+    ("rrdb_bsrgan_x4.safetensors", "plain", BF16, lambda: _renamed(basicsr_to_bsrgan, 4, 24)),
+    ("rrdb_bsrgan_x2.pth", "module", F32, lambda: _renamed(basicsr_to_bsrgan, 2, 22)),
+    ("srvgg_x4.pth", "params", F32, lambda: srvgg(4, 8, 3, seed=34)),
+    ("srvgg_x2.safetensors", "plain", F32, lambda: srvgg(2, 8, 3, seed=32)),
+    ("srvgg_x1.pth", "legacy", F16, lambda: srvgg(1, 8, 3, seed=31)),
+    ("msrresnet_x4.pth", "params_ema", F32, lambda: msrresnet(4, 8, 2, seed=44)),
+    ("msrresnet_x3.safetensors", "plain", F16, lambda: msrresnet(3, 8, 2, seed=43)),
+    ("msrresnet_x2.pth", "model", F32, lambda: msrresnet(2, 8, 2, seed=42)),
+)
 
 
 def _save(path: Path, state: dict, fmt: str, dtype: torch.dtype) -> None:
@@ -290,7 +280,8 @@ def _save(path: Path, state: dict, fmt: str, dtype: torch.dtype) -> None:
 
 def write_fixtures() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for i, (name, model, state, fmt, dtype) in enumerate(_fixtures()):
+    for i, (name, fmt, dtype, make) in enumerate(FIXTURES):
+        model, state = make()
         path = OUT / name
         _save(path, state, fmt, dtype)
         rounded(model, dtype)

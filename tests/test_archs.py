@@ -87,6 +87,10 @@ def test_missing_tensor_is_named():
     del state["body.2.bias"]
     with pytest.raises(ModelFileError, match=r"lacks body\.2\.bias \(expected shape \(8,\)\)"):
         archs.convert(state)
+    msr = read_state(FIXTURES / "msrresnet_x2.pth")
+    del msr["conv_last.weight"]
+    with pytest.raises(ModelFileError, match=r"lacks conv_last\.weight"):
+        archs.identify(msr)
     del state["body.3.weight"]  # a hole in the numbering: a damaged file, not a smaller net
     with pytest.raises(ModelFileError, match=r"not numbered 0\.\.7: \[0, 1, 2, 4,"):
         archs.identify(state)
@@ -130,6 +134,30 @@ def test_dtype_policy_applies():
     ref = np.load(FIXTURES / "srvgg_x4.npz")
     out = np.asarray(model(ref["x"]), dtype=np.float32)
     assert np.abs(out - ref["y"]).max() < 0.05  # bf16 keeps ~3 significant digits
+
+
+def test_srvgg_prelu_slopes_above_one_and_negative():
+    """MaxPReLU is PReLU only for slopes <= 1; others are sign-folded into the convs."""
+    import keras
+
+    state = read_state(FIXTURES / "srvgg_x1.pth")
+    n = 2 * archs.identify(state)[1].params["num_conv"] + 2  # the last conv's body index
+    for i in range(1, n, 2):
+        state[f"body.{i}.weight"] = np.linspace(-0.7, 2.5, state[f"body.{i}.weight"].size)
+    model, _ = archs.convert(state)
+    x = np.random.default_rng(5).random((1, 6, 7, 3), dtype=np.float32)
+    y = x
+    for i in range(0, n + 1, 2):  # plain Keras PReLU, weights straight from the file
+        conv = keras.layers.Conv2D(state[f"body.{i}.bias"].size, 3, padding="same")
+        conv.build(y.shape)
+        conv.set_weights([state[f"body.{i}.weight"].transpose(2, 3, 1, 0), state[f"body.{i}.bias"]])
+        y = conv(y)
+        if i < n:
+            act = keras.layers.PReLU(shared_axes=[1, 2])
+            act.build(y.shape)
+            act.set_weights([state[f"body.{i + 1}.weight"].reshape(1, 1, -1)])
+            y = act(y)
+    assert np.abs(np.asarray(model(x)) - (np.asarray(y) + x)).max() <= TOLERANCE
 
 
 def test_srresnet_spec_counts_parameters():

@@ -102,20 +102,26 @@ def rgb_out(channels: int, key: str) -> None:
         raise ModelFileError(f"model file key {key} gives {channels} output channels; need RGB (3)")
 
 
+def _shape(state: Mapping[str, np.ndarray], key: str) -> tuple[int, ...]:
+    if key not in state:
+        raise ModelFileError(f"model file lacks {key}")
+    return tuple(np.shape(state[key]))
+
+
 def first_dim(state: Mapping[str, np.ndarray], key: str) -> int:
     """Leading dimension of ``state[key]`` (a conv's output channels), for shape inference."""
-    value = np.asarray(state[key])
-    if value.ndim == 0:
+    shape = _shape(state, key)
+    if not shape:
         raise ModelFileError(f"model file key {key} is a scalar, expected a tensor")
-    return int(value.shape[0])
+    return int(shape[0])
 
 
 def conv_in(state: Mapping[str, np.ndarray], key: str) -> int:
     """Input channels of the 4-D conv weight ``state[key]``."""
-    value = np.asarray(state[key])
-    if value.ndim != 4:
-        raise ModelFileError(f"model file key {key} has shape {value.shape}, expected a 4-D conv")
-    return int(value.shape[1])
+    shape = _shape(state, key)
+    if len(shape) != 4:
+        raise ModelFileError(f"model file key {key} has shape {shape}, expected a 4-D conv")
+    return int(shape[1])
 
 
 def total_size(state: Mapping[str, np.ndarray]) -> int:

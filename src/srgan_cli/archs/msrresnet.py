@@ -54,6 +54,7 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
 
 
 def build(spec: ModelSpec) -> keras.Model:
+    """Under ``mixed_bfloat16`` the first and last convs and the residual stay float32."""
     import keras
     from keras import layers
 
@@ -61,7 +62,7 @@ def build(spec: ModelSpec) -> keras.Model:
 
     nf = spec.params["num_feat"]
     inputs = rgb_input()
-    x = leaky(0.1, "conv_first_act")(conv3(nf, "conv_first")(inputs))
+    x = leaky(0.1, "conv_first_act")(conv3(nf, "conv_first", "float32")(inputs))
     for b in range(spec.params["num_block"]):
         y = layers.ReLU(name=f"body_{b}_act")(conv3(nf, f"body_{b}_conv1")(x))
         x = layers.Add(name=f"body_{b}_add")([x, conv3(nf, f"body_{b}_conv2")(y)])
@@ -69,9 +70,9 @@ def build(spec: ModelSpec) -> keras.Model:
         x = conv3(nf * factor * factor, f"upconv{i}")(x)
         x = leaky(0.1, f"upconv{i}_act")(DepthToSpace(factor, name=f"shuffle{i}")(x))
     x = leaky(0.1, "conv_hr_act")(conv3(nf, "conv_hr")(x))
-    x = conv3(3, "conv_last")(x)
-    base = layers.UpSampling2D(spec.scale, interpolation="bilinear", name="base")(inputs)
-    outputs = layers.Add(name="residual")([x, base])
+    x = conv3(3, "conv_last", "float32")(x)
+    base = layers.UpSampling2D(spec.scale, interpolation="bilinear", name="base", dtype="float32")
+    outputs = layers.Add(name="residual", dtype="float32")([x, base(inputs)])
     return keras.Model(inputs, outputs, name="msrresnet")
 
 

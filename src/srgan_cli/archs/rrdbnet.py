@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 NAME = "RRDBNet"
 _UNSHUFFLE = {3: 1, 12: 2, 48: 4}  # conv_first input channels -> pixel_unshuffle factor
+_DENSE_SCALE = np.float32(0.2)  # residual scaling of a dense block, folded into its conv5
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
 
 
 def build(spec: ModelSpec) -> keras.Model:
+    """Under ``mixed_bfloat16`` the first and last convs stay float32."""
     import keras
     from keras import layers
 
@@ -143,7 +145,7 @@ def build(spec: ModelSpec) -> keras.Model:
     x = inputs
     if p["unshuffle"] > 1:
         x = SpaceToDepth(p["unshuffle"], name="unshuffle")(x)
-    feat = conv3(nf, "conv_first")(x)
+    feat = conv3(nf, "conv_first", "float32")(x)
     x = feat
     for b in range(p["num_block"]):
         x = _rrdb(x, f"body_{b}", nf, gc)
@@ -152,7 +154,7 @@ def build(spec: ModelSpec) -> keras.Model:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
         x = leaky(0.2, f"conv_up{i}_act")(conv3(nf, f"conv_up{i}")(x))
     x = leaky(0.2, "conv_hr_act")(conv3(nf, "conv_hr")(x))
-    outputs = conv3(3, "conv_last")(x)
+    outputs = conv3(3, "conv_last", "float32")(x)
     return keras.Model(inputs, outputs, name="rrdbnet")
 
 
@@ -166,7 +168,10 @@ def _rrdb(x, name: str, nf: int, gc: int):
 
 
 def _dense_block(x, name: str, nf: int, gc: int):
-    """Five 3x3 convs, each over the concatenation of the input and all earlier outputs."""
+    """Five 3x3 convs, each over the concatenation of the input and all earlier outputs.
+
+    The residual's x0.2 is folded into conv5's weights at load time (``_DENSE_SCALE``).
+    """
     from keras import layers
 
     from srgan_cli.archs.layers import conv3, leaky
@@ -176,7 +181,7 @@ def _dense_block(x, name: str, nf: int, gc: int):
         inp = feats[0] if c == 1 else layers.Concatenate(name=f"{name}_cat{c}")(feats)
         feats.append(leaky(0.2, f"{name}_act{c}")(conv3(gc, f"{name}_conv{c}")(inp)))
     y = conv3(nf, f"{name}_conv5")(layers.Concatenate(name=f"{name}_cat5")(feats))
-    return layers.Add(name=f"{name}_add")([x, layers.Rescaling(0.2, name=f"{name}_x02")(y)])
+    return layers.Add(name=f"{name}_add")([x, y])
 
 
 def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -191,9 +196,9 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
         for r in range(1, 4):
             for c in range(1, 6):
                 key = layout.dense.format(b=b, r=r, c=c)
-                out[f"body_{b}_rdb{r}_conv{c}"] = reader.conv(
-                    key, nf if c == 5 else gc, nf + (c - 1) * gc
-                )
+                kernel, bias = reader.conv(key, nf if c == 5 else gc, nf + (c - 1) * gc)
+                scale = _DENSE_SCALE if c == 5 else 1.0
+                out[f"body_{b}_rdb{r}_conv{c}"] = [kernel * scale, bias * scale]
     out["conv_body"] = reader.conv(layout.trunk.format(nb=nb), nf, nf)
     for i in range(1, n_up + 1):
         out[f"conv_up{i}"] = reader.conv(layout.up_key(i), nf, nf)

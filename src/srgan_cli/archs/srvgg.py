@@ -46,37 +46,46 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
 
 
 def build(spec: ModelSpec) -> keras.Model:
+    """Under ``mixed_bfloat16`` the first and last convs and the residual stay float32."""
     import keras
     from keras import layers
 
-    from srgan_cli.archs.layers import DepthToSpace, conv3, rgb_input
+    from srgan_cli.archs.layers import DepthToSpace, MaxPReLU, conv3, rgb_input
 
-    nf, scale = spec.params["num_feat"], spec.scale
+    nf, scale, num_conv = spec.params["num_feat"], spec.scale, spec.params["num_conv"]
     inputs = rgb_input()
     x = inputs
-    for i in range(spec.params["num_conv"] + 1):
-        x = conv3(nf, f"body_{2 * i}")(x)
-        x = layers.PReLU(shared_axes=[1, 2], name=f"body_{2 * i + 1}")(x)
-    x = conv3(3 * scale * scale, f"body_{2 * spec.params['num_conv'] + 2}")(x)
+    for i in range(num_conv + 1):
+        x = conv3(nf, f"body_{2 * i}", "float32" if i == 0 else None)(x)
+        x = MaxPReLU(shared_axes=[1, 2], name=f"body_{2 * i + 1}")(x)
+    x = conv3(3 * scale * scale, f"body_{2 * num_conv + 2}", "float32")(x)
+    base = inputs
     if scale > 1:
-        x = DepthToSpace(scale, name="shuffle")(x)
-        base = layers.UpSampling2D(scale, interpolation="nearest", name="base")(inputs)
-    else:
-        base = inputs
-    outputs = layers.Add(name="residual")([x, base])
+        x = DepthToSpace(scale, name="shuffle", dtype="float32")(x)
+        base = layers.UpSampling2D(scale, name="base", dtype="float32")(inputs)
+    outputs = layers.Add(name="residual", dtype="float32")([x, base])
     return keras.Model(inputs, outputs, name="srvggnet_compact")
 
 
 def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Keras layer name -> weights; channels whose PReLU slope is > 1 are negated around it
+    (``layers.prelu_signs``), so ``MaxPReLU`` computes the file's PReLU."""
+    from srgan_cli.archs.layers import prelu_signs
+
     nf, num_conv, scale = spec.params["num_feat"], spec.params["num_conv"], spec.scale
     reader = T.Reader(state, NAME)
     out: dict[str, list[np.ndarray]] = {}
+    signs = np.ones(3, np.float32)  # of the previous layer's output channels
     for i in range(num_conv + 1):
-        out[f"body_{2 * i}"] = reader.conv(f"body.{2 * i}", nf, 3 if i == 0 else nf)
+        kernel, bias = reader.conv(f"body.{2 * i}", nf, 3 if i == 0 else nf)
         alpha = reader.take(f"body.{2 * i + 1}.weight", (nf,))
+        new = prelu_signs(alpha)
+        out[f"body_{2 * i}"] = [kernel * signs[:, None] * new, bias * new]
         out[f"body_{2 * i + 1}"] = [alpha.reshape(1, 1, nf)]
+        signs = new
     last = 2 * num_conv + 2
-    out[f"body_{last}"] = T.shuffled_conv(reader.conv(f"body.{last}", 3 * scale**2, nf), scale)
+    kernel, bias = reader.conv(f"body.{last}", 3 * scale**2, nf)
+    out[f"body_{last}"] = T.shuffled_conv([kernel * signs[:, None], bias], scale)
     reader.finish()
     return out
 

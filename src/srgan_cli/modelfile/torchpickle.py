@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -87,7 +88,8 @@ class _Tensor:
         if 0 in size:
             return _decode(np.zeros(size, data.dtype), self.storage.kind.name)
         end = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) + 1
-        if end > data.size:
+        # stride-0 views could claim any size from a tiny storage: cap at the storage
+        if end > data.size or math.prod(size) > data.size:
             raise ModelFileError(f"tensor of size {size} overruns its storage ({data.size})")
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(

@@ -1,0 +1,221 @@
+"""Imported architectures (RRDBNet, SRVGGNetCompact, MSRResNet): our Keras twin vs PyTorch.
+
+For each network at its common size, random weights are drawn as a PyTorch module (the
+references of ``tests/make_arch_fixtures.py``: spandrel's RRDBNet and SRVGGNetCompact, BasicSR's
+MSRResNet), its state dict goes through our registry (``archs.convert``, fp32 and the
+pipeline's ``mixed_bfloat16``), and all contenders are timed in ONE process, interleaved: each
+round runs ours fp32, torch fp32 (NCHW and channels_last), ours bf16, torch bf16 autocast (both
+formats) once each, so a busy machine slows every side alike. Ours runs the way the pipeline
+runs it (``Upscaler._infer_once``: ``predict_on_batch`` on a float32 NHWC batch); torch runs
+like ``benchmarks/torch_reference.py`` (``inference_mode``, NCHW float32 input). One untimed
+warm-up each, then --repeats rounds; rates use the fastest round, medians are kept too.
+Ratios compare ours with the faster torch memory format. The 1-minute load average is
+recorded before and after.
+
+Needs torch (CPU) and spandrel (``pip install --no-deps spandrel``); neither is a dependency.
+
+    python benchmarks/arch_speed.py [--arch rrdbnet compact msrresnet] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib.util
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FIXTURE_SCRIPT = Path(__file__).parents[1] / "tests" / "make_arch_fixtures.py"
+TARGET_FP32 = 1.2
+"""Goal: ours fp32 >= 1.2x the faster torch fp32 (as SRResNet does, BENCHMARKS.md)."""
+
+GAP_S = 0.3
+
+# name -> (label, reference builder name, builder args, default LR input side)
+NETWORKS = {
+    "rrdbnet": ("RRDBNet 23 blocks, 64 feat, growth 32, x4", "rrdbnet", (4, 64, 23, 32), 64),
+    "compact": ("SRVGGNetCompact 64 feat, 32 convs, x4", "srvgg", (4, 64, 32), 128),
+    "msrresnet": ("MSRResNet 16 blocks, 64 feat, x4", "msrresnet", (4, 64, 16), 128),
+}
+
+
+def _references():
+    """tests/make_arch_fixtures.py as a module (it imports torch and spandrel's arch code)."""
+    spec = importlib.util.spec_from_file_location("make_arch_fixtures", FIXTURE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ours(state: dict[str, np.ndarray], policy: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Our converted model, called as ``Upscaler._infer_once`` calls it."""
+    from srgan_cli import archs
+
+    model, _ = archs.convert(state, policy)
+    return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+
+
+def theirs(module, precision: str, memory_format: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The torch module as ``torch_reference.measure`` runs it (bf16 = CPU autocast)."""
+    import torch
+
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    module = copy.deepcopy(module).to(memory_format=layout)  # .to() works in place
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            return module(x).float().numpy()
+
+    return call
+
+
+def interleaved(
+    contenders: dict[str, Callable[[np.ndarray], object]],
+    batch: np.ndarray,
+    repeats: int,
+    gap: float = GAP_S,
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender: one untimed warm-up each, then ``repeats`` rounds.
+
+    ``gap`` seconds of sleep before each timed call let the previous contender's worker
+    threads (OpenMP and Eigen both spin a while after their work) go idle first.
+    """
+    for call in contenders.values():
+        call(batch)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, call in contenders.items():
+            time.sleep(gap)
+            start = time.perf_counter()
+            call(batch)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_network(ref, key: str, size: int, repeats: int) -> dict:
+    """Build one network (torch + ours, fp32 + bf16), time all contenders, summarise."""
+    label, builder, args, _ = NETWORKS[key]
+    module, state = getattr(ref, builder)(*args, seed=0)
+    numpy_state = {k: v.detach().float().numpy() for k, v in state.items()}
+    contenders = {
+        "ours fp32": ours(numpy_state, None),
+        "torch fp32 nchw": theirs(module, "fp32", "nchw"),
+        "torch fp32 channels_last": theirs(module, "fp32", "channels_last"),
+        "ours bf16": ours(numpy_state, "mixed_bfloat16"),
+        "torch bf16 nchw": theirs(module, "bf16", "nchw"),
+        "torch bf16 channels_last": theirs(module, "bf16", "channels_last"),
+    }
+    batch = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+    reference = contenders["torch fp32 nchw"](batch).transpose(0, 2, 3, 1)
+    check = float(np.abs(contenders["ours fp32"](batch) - reference).max())
+    load_before = os.getloadavg()[0]
+    times = interleaved(contenders, batch, repeats)
+    load_after = os.getloadavg()[0]
+    runs = {
+        name: {
+            "seconds_best": min(t),
+            "seconds_median": statistics.median(t),
+            "input_px_per_s": size * size / min(t),
+            "input_px_per_s_median": size * size / statistics.median(t),
+        }
+        for name, t in times.items()
+    }
+    return {
+        "network": label,
+        "input_size": [size, size],
+        "max_abs_diff_fp32": check,
+        "load_1min": [load_before, load_after],
+        "runs": runs,
+        "comparison": {p: _compare(runs, p) for p in ("fp32", "bf16")},
+    }
+
+
+def _compare(runs: dict, precision: str) -> dict:
+    """Ours against the faster torch memory format, on best and on median times."""
+    fmt = max(
+        ("nchw", "channels_last"), key=lambda f: runs[f"torch {precision} {f}"]["input_px_per_s"]
+    )
+    mine, other = runs[f"ours {precision}"], runs[f"torch {precision} {fmt}"]
+    return {
+        "ours_px_per_s": mine["input_px_per_s"],
+        "torch_px_per_s": other["input_px_per_s"],
+        "torch_memory_format": fmt,
+        "ratio": mine["input_px_per_s"] / other["input_px_per_s"],
+        "ratio_median": mine["input_px_per_s_median"] / other["input_px_per_s_median"],
+    }
+
+
+def markdown(report: dict) -> str:
+    """One row per network: px/s and ratios, fp32 and bf16."""
+    lines = [
+        "| network | LR input | ours fp32 px/s | torch fp32 px/s | ratio (median) "
+        "| ours bf16 px/s | torch bf16 px/s | ratio (median) | load 1 min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["networks"]:
+        f, b = r["comparison"]["fp32"], r["comparison"]["bf16"]
+        cells = [r["network"], "x".join(map(str, r["input_size"]))]
+        for c in (f, b):
+            cells += [
+                f"{c['ours_px_per_s']:,.0f}",
+                f"{c['torch_px_per_s']:,.0f} ({c['torch_memory_format']})",
+                f"{c['ratio']:.2f}x ({c['ratio_median']:.2f}x)",
+            ]
+        cells.append("{:.1f} / {:.1f}".format(*r["load_1min"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--arch", choices=list(NETWORKS), nargs="+", default=list(NETWORKS))
+    parser.add_argument("--size", type=int, help="LR input side for every network")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after a warm-up")
+    parser.add_argument("--threads", type=int, default=2, help="TF intra-op and torch threads")
+    parser.add_argument("--json", type=Path, help="also write the full report here")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    import torch
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    ref = _references()
+    networks = []
+    for key in args.arch:
+        result = bench_network(ref, key, args.size or NETWORKS[key][3], args.repeats)
+        networks.append(result)
+        print(
+            f"{result['network']}: fp32 {result['comparison']['fp32']['ratio']:.2f}x, "
+            f"bf16 {result['comparison']['bf16']['ratio']:.2f}x",
+            flush=True,
+        )
+    report = {
+        "tensorflow": tf.__version__,
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "repeats": args.repeats,
+        "target_fp32": TARGET_FP32,
+        "networks": networks,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
