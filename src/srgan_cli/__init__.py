@@ -1,4 +1,4 @@
-"""srgan: 4x photo upscaling with a Keras SRGAN generator.
+"""srgan: photo upscaling (4x by default) with Keras SR generators, shipped or imported.
 
 The core API works on arrays (RGB float32 in [0, 1], HWC); the ``srgan`` command is a thin
 shell over it. TensorFlow is imported lazily so that importing this package stays cheap.

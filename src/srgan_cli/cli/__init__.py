@@ -80,7 +80,7 @@ def _sigterm_as_interrupt(ctx: click.Context) -> None:
 @click.version_option(__version__, "--version", prog_name="srgan", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """Upscale photos 4x with an SRGAN generator trained in-house (runs on the CPU)."""
+    """Upscale photos 4x on the CPU with in-house SRGAN models or your own ESRGAN files."""
     _sigterm_as_interrupt(ctx)
 
 

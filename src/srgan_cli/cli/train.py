@@ -113,7 +113,7 @@ def train(
     batch_norm: bool,
     **options: Any,
 ) -> None:
-    """Train the generator: stage psnr -> srresnet, stage gan -> srgan (see README)."""
+    """Train the generator: stage psnr -> srresnet, stage gan -> srgan (docs/training.md)."""
     from srgan_cli.train.config import TrainConfig
 
     with quiet_tensorflow_startup():

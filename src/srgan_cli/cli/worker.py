@@ -39,7 +39,7 @@ Examples:
 \b
 In a Makefile, one line starts the worker with the first call:
   export SRGAN_WORKER=auto
-  %_x4.png: %.png ; srgan upscale $< -o $@
+  %_x4.png: %.png ; srgan upscale $< -o $@ --overwrite
 
 \b
 SRGAN_WORKER=auto starts a worker when none runs, =off never uses one; unset, srgan upscale
