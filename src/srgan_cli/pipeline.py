@@ -4,19 +4,15 @@
 numpy arrays or PIL Images into upscaled ones of the same type (4x, or ``outscale`` times
 with a Lanczos resize after the model). ``run_jobs`` runs a batch of files through it with
 decoding and encoding (PNG, JPEG, WebP or TIFF) on two helper threads, so the model (which
-releases the GIL inside TensorFlow) is rarely idle. No click, no globbing, no progress bars:
-front ends plan ``Job`` objects with ``srgan_cli.jobs`` and show progress through the
-callbacks.
+releases the GIL inside TensorFlow) is rarely idle; the stages live in ``srgan_cli.batch``.
+No click, no globbing, no progress bars: front ends plan ``Job`` objects with
+``srgan_cli.jobs`` and show progress through the callbacks.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -24,24 +20,24 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli import SCALE
+from srgan_cli.batch import (
+    Batch,
+    BatchOptions,
+    format_refusal,
+)
 from srgan_cli.errors import ImageError, UsageError
-from srgan_cli.formats import DEFAULT_QUALITY, OutputFormat
+from srgan_cli.formats import DEFAULT_QUALITY
 from srgan_cli.imageio import (
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
     DecodedImage,
-    encode_image,
     from_array,
     from_pil,
     probe_image,
-    read_image,
-    save_image,
     to_array,
     to_pil,
-    write_atomic,
 )
-from srgan_cli.jobs import Job, OutputClaims
-from srgan_cli.remote import Uri
+from srgan_cli.jobs import Job
 from srgan_cli.resize import check_outscale, output_size, resize_alpha, resize_pixels
 from srgan_cli.results import (  # noqa: F401 - the report functions are re-exported
     REPORT_SUFFIXES,
@@ -78,10 +74,6 @@ MIN_ACTIVATION_BUDGET: int = 768 << 20
 """Bytes of activations one tile may use when ``tile`` is automatic (see ``auto_tile_size``)."""
 
 _CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16")
-_QUEUE_DEPTH = 2
-"""Images decoded ahead of / waiting behind the model: enough to hide I/O, bounded memory."""
-_POLL_S = 0.1
-"""How often blocked helper threads look at the stop flag (bounds Ctrl-C latency)."""
 
 OnTile = Callable[[], None]
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
@@ -280,13 +272,6 @@ class Upscaler:
         )
 
 
-def format_refusal(job: Job, mode: str, size: tuple[int, int], outscale: float) -> str | None:
-    """Why ``job``'s output format cannot hold an input of ``mode`` and ``size`` (width,
-    height) upscaled ``outscale`` times, as one line naming the input; None when it can."""
-    reason = OutputFormat(job.format).refusal(mode, output_size(*size, outscale))
-    return None if reason is None else f"{job.display_name}: {reason}"
-
-
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -316,21 +301,6 @@ def refusal_from_header(
     except ImageError as err:
         return str(err)
     return format_refusal(job, mode, size, outscale)
-
-
-@dataclass
-class _Work:
-    """A job travelling reader -> model -> writer; ``image`` is the input, then the output;
-    ``model`` is the one chosen for it when it was read."""
-
-    job: Job
-    result: ImageResult
-    image: DecodedImage | None = None
-    model: Upscaler | None = None
-
-
-_DONE = object()
-"""End-of-batch marker passed down the queues."""
 
 
 def run_jobs(
@@ -364,260 +334,22 @@ def run_jobs(
     thread after each tile. KeyboardInterrupt stops both helper threads (the file being
     written is completed or removed by ``write_atomic``) and propagates.
     """
-    batch = _Batch(
+    options = BatchOptions(
+        compress_level,
+        quality,
+        upscaler.check_outscale(outscale),
+        max_pixels,
+        overwrite,
+        skip_existing,
+        update,
+    )
+    batch = Batch(
         upscaler,
         jobs,
-        _BatchOptions(
-            compress_level,
-            quality,
-            upscaler.check_outscale(outscale),
-            max_pixels,
-            overwrite,
-            skip_existing,
-            update,
-        ),
-        stdin_bytes,
-        stdout,
-        on_image,
-        on_tile,
+        options,
+        stdin_bytes=stdin_bytes,
+        stdout=stdout,
+        on_image=on_image,
+        on_tile=on_tile,
     )
     return batch.run()
-
-
-@dataclass(frozen=True)
-class _BatchOptions:
-    compress_level: int
-    quality: int
-    outscale: float
-    max_pixels: int
-    overwrite: bool
-    skip_existing: bool
-    update: bool = False
-
-    def __post_init__(self) -> None:
-        self.output_format("png")  # a bad quality or level is a UsageError before any work
-
-    def output_format(self, name: str) -> OutputFormat:
-        return OutputFormat(name, self.quality, self.compress_level)
-
-
-class _Batch:
-    """The three stages of ``run_jobs``: reader thread, model (caller's thread), writer thread."""
-
-    def __init__(
-        self,
-        upscaler: AnyUpscaler,
-        jobs: Sequence[Job],
-        options: _BatchOptions,
-        stdin_bytes: bytes | None,
-        stdout: BinaryIO | None,
-        on_image: Callable[[ImageResult], None] | None,
-        on_tile: Callable[[int, int], None] | None,
-    ) -> None:
-        self.upscaler = upscaler
-        self.jobs = list(jobs)
-        self.options = options
-        self.stdin_bytes = stdin_bytes
-        self.stdout = stdout
-        self.on_image = on_image
-        self.on_tile = on_tile
-        self.claims = OutputClaims(
-            self.jobs,
-            overwrite=options.overwrite,
-            skip_existing=options.skip_existing,
-            update=options.update,
-        )
-        self.results: list[ImageResult] = []
-        self.stop = threading.Event()
-        self.loaded: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self.upscaled: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self.failures: list[BaseException] = []
-
-    def run(self) -> list[ImageResult]:
-        threads = [
-            threading.Thread(target=self._guard, args=(self._read_all,), name="srgan-reader"),
-            threading.Thread(target=self._guard, args=(self._write_all,), name="srgan-writer"),
-        ]
-        for thread in threads:
-            thread.start()
-        finished = False
-        try:
-            self._infer_all()
-            finished = True
-        finally:
-            if not finished:
-                self.stop.set()
-            self._join(threads)
-        self._raise_failure()
-        return self.results
-
-    def _join(self, threads: Iterable[threading.Thread]) -> None:
-        """Wait for the helpers; a second Ctrl-C while waiting still stops them."""
-        try:
-            for thread in threads:
-                thread.join()
-        except BaseException:
-            self.stop.set()
-            raise
-
-    def _guard(self, stage: Callable[[], None]) -> None:
-        """Run a helper stage; an unexpected exception (a bug) stops the batch and is re-raised
-        in the caller's thread by ``_raise_failure``."""
-        try:
-            stage()
-        except BaseException as err:
-            self.failures.append(err)
-            self.stop.set()
-
-    def _raise_failure(self) -> None:
-        if self.failures:
-            raise self.failures[0]
-
-    # -- reader thread -------------------------------------------------------------------
-    def _read_all(self) -> None:
-        for job in self.jobs:
-            if self.stop.is_set():
-                return
-            work = _Work(job, ImageResult(job.display_name, output_name(job)))
-            self._check_output(work)
-            if work.result.ok:
-                self._load(work)
-            if work.result.ok and work.image is not None:
-                self._check_format(work)
-            if not self._put(self.loaded, work):
-                return
-        self._put(self.loaded, _DONE)
-
-    def _check_output(self, work: _Work) -> None:
-        """Refuse outputs that are inputs or already claimed; apply overwrite/skip rules."""
-        decision = self.claims.check(work.job)
-        work.result.error = decision.error
-        work.result.skipped = decision.skip
-
-    def _load(self, work: _Work) -> None:
-        job, result = work.job, work.result
-        start = time.perf_counter()
-        try:
-            if job.input is None:
-                if self.stdin_bytes is None:
-                    raise ImageError(f"{job.display_name}: no data on standard input")
-                source: bytes | Path = self.stdin_bytes
-            else:
-                source = job.input.read_bytes() if isinstance(job.input, Uri) else job.input
-            image = read_image(source, max_pixels=self.options.max_pixels, name=job.display_name)
-            work.model = self.upscaler.pick(source)  # the header only: no pixels looked at
-        except ImageError as err:
-            result.error = str(err)
-        except OSError as err:
-            result.error = f"{job.display_name}: cannot read: {err.strerror or err}"
-        else:
-            work.image = image
-            result.in_size = list(image.size)
-            result.notes = list(image.notes)
-        result.load_s = time.perf_counter() - start
-
-    def _check_format(self, work: _Work) -> None:
-        """Fail an image its output format cannot hold before the model spends time on it."""
-        image, result = work.image, work.result
-        assert image is not None
-        output = self.options.output_format(work.job.format)
-        reason = format_refusal(work.job, image.mode, image.size, self.options.outscale)
-        if reason is not None:
-            result.error = reason
-            work.image = None
-            return
-        result.notes += output.notes(image.mode)
-
-    # -- model (caller's thread) ---------------------------------------------------------
-    def _infer_all(self) -> None:
-        while True:
-            work = self._get(self.loaded)
-            if work is _DONE:
-                break
-            if work.result.ok and work.image is not None:
-                self._infer(work)
-            if not self._put(self.upscaled, work):
-                break
-        self._put(self.upscaled, _DONE)
-
-    def _get(self, source: queue.Queue[Any]) -> Any:
-        """Blocking get that gives up (returns _DONE) once a helper has failed or stopped."""
-        while True:
-            try:
-                return source.get(timeout=_POLL_S)
-            except queue.Empty:
-                if self.stop.is_set():
-                    return _DONE
-
-    def _infer(self, work: _Work) -> None:
-        image, result, model = work.image, work.result, work.model
-        assert image is not None and model is not None
-        height, width = image.pixels.shape[:2]
-        result.model = model.name
-        result.tiles = model.tiles_for(height, width)
-        done = 0
-
-        def tile_finished() -> None:
-            nonlocal done
-            done += 1
-            if self.on_tile is not None:
-                self.on_tile(done, result.tiles)
-
-        start = time.perf_counter()
-        work.image = model.upscale_image(
-            image, on_tile=tile_finished, outscale=self.options.outscale
-        )
-        result.infer_s = time.perf_counter() - start
-        result.out_size = list(work.image.size)
-
-    # -- writer thread -------------------------------------------------------------------
-    def _write_all(self) -> None:
-        while not self.stop.is_set():
-            work = self._get(self.upscaled)
-            if work is _DONE:
-                return
-            if work.result.ok and work.image is not None:
-                self._save(work)
-            work.image = None
-            result = work.result
-            result.total_s = result.load_s + result.infer_s + result.save_s
-            self.results.append(result)
-            if self.on_image is not None:
-                self.on_image(result)
-
-    def _save(self, work: _Work) -> None:
-        job, result, image = work.job, work.result, work.image
-        assert image is not None
-        start = time.perf_counter()
-        output = self.options.output_format(job.format)
-        try:
-            if job.output is None:
-                self._write_stdout(encode_image(image, output))
-            elif isinstance(job.output, Uri):
-                job.output.write_atomic(lambda fh: save_image(fh, image, output))
-            else:
-                job.output.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(job.output, lambda fh: save_image(fh, image, output))
-        except OSError as err:
-            result.error = f"{job.display_name}: cannot write {result.output}: {_reason(err)}"
-        result.save_s = time.perf_counter() - start
-
-    def _write_stdout(self, data: bytes) -> None:
-        if self.stdout is None:
-            raise OSError("no output stream given for stdout")
-        self.stdout.write(data)
-        self.stdout.flush()
-
-    def _put(self, target: queue.Queue[Any], item: Any) -> bool:
-        """Blocking put that gives up (False) once the batch is stopping."""
-        while not self.stop.is_set():
-            try:
-                target.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-
-def _reason(err: OSError) -> str:
-    return err.strerror or str(err) or type(err).__name__
