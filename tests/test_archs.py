@@ -160,6 +160,41 @@ def test_srvgg_prelu_slopes_above_one_and_negative():
     assert np.abs(np.asarray(model(x)) - (np.asarray(y) + x)).max() <= TOLERANCE
 
 
+def _interpolate_bilinear(x: np.ndarray, factor: int) -> np.ndarray:
+    """PyTorch's ``F.interpolate(bilinear, align_corners=False)`` written out (NHWC, numpy):
+    source = max((o + 0.5) / factor - 0.5, 0), its two neighbours clamped to the edge."""
+
+    def along(a: np.ndarray, axis: int) -> np.ndarray:
+        n = a.shape[axis]
+        src = np.maximum((np.arange(n * factor) + 0.5) / factor - 0.5, 0.0)
+        i0 = np.floor(src).astype(int)
+        i1 = np.minimum(i0 + 1, n - 1)
+        shape = [1] * a.ndim
+        shape[axis] = -1
+        lam = (src - i0).reshape(shape)
+        return np.take(a, i0, axis) * (1 - lam) + np.take(a, i1, axis) * lam
+
+    return along(along(x.astype(np.float64), 1), 2)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_bilinear_upsample_equals_pytorch_formula_at_unknown_sizes(factor: int):
+    """MSRResNet's skip: a fixed-kernel layer that compiles with H and W unknown (Keras'
+    bilinear UpSampling2D raised OperatorNotAllowedInGraphError in predict_on_batch)."""
+    import keras
+
+    from srgan_cli.archs.layers import BilinearUpsample
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, BilinearUpsample(factor)(inputs))
+    rng = np.random.default_rng(factor)
+    for height, width in ((1, 1), (5, 9), (12, 7)):
+        x = rng.random((1, height, width, 3), dtype=np.float32)
+        out = model.predict_on_batch(x)
+        assert out.shape == (1, height * factor, width * factor, 3)
+        assert np.abs(out - _interpolate_bilinear(x, factor)).max() <= 1e-6
+
+
 def test_srresnet_spec_counts_parameters():
     from srgan_cli.model import GeneratorConfig
 

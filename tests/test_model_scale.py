@@ -63,6 +63,30 @@ def test_tiled_equals_whole_within_one_grey_level(rrdb_x2_file: Path, tile: int,
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
 
+ARCH_FIXTURES = Path(__file__).parent / "fixtures" / "archs"
+
+
+@pytest.mark.parametrize("name", ["msrresnet_x3.safetensors", "msrresnet_x4.pth"])
+def test_msrresnet_upscales_unseen_sizes_tiled_as_whole(name: str, tmp_path: Path):
+    """MSRResNet (bilinear input skip) at sizes it never saw (its fixture input is 4x8),
+    through the library and ``srgan upscale --weights``: tiled = whole within 1 grey level."""
+    weights = ARCH_FIXTURES / name
+    pixels = np.random.default_rng(2).integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    whole_upscaler = Upscaler(weights=weights, precision="fp32", tile=0)
+    whole = whole_upscaler.upscale(pixels)
+    scale = whole_upscaler.scale
+    assert whole.shape == (37 * scale, 29 * scale, 3) and whole.std() > 5
+    tiled_upscaler = Upscaler(weights=weights, precision="fp32", tile=12)
+    assert tiled_upscaler.tiles_for(37, 29) == 12
+    assert np.abs(tiled_upscaler.upscale(pixels).astype(int) - whole.astype(int)).max() <= 1
+    source = tmp_path / "a.png"
+    Image.fromarray(pixels).save(source)
+    result = upscale(source, "--weights", weights, "--precision", "fp32", "--tile", 10, "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / f"a_x{scale}.png") as out:
+        assert np.abs(np.asarray(out).astype(int) - whole.astype(int)).max() <= 1
+
+
 def test_cli_default_name_and_size_follow_the_model(rrdb_x2_file, compact_x1_file, tmp_path):
     source = make_image(tmp_path / "a.png", "RGB", (13, 9), seed=3)
     assert upscale(source, "--weights", rrdb_x2_file, "-q").exit_code == 0

@@ -50,6 +50,56 @@ class SpaceToDepth(_Rearrange):
         return ops.space_to_depth(x, self.factor)
 
 
+def bilinear_kernel(factor: int, channels: int = 3) -> np.ndarray:
+    """3x3 conv kernel (HWIO) whose ``factor``**2 output phases per channel, through
+    ``depth_to_space``, are an align_corners=False bilinear upsampling of an edge-padded input.
+
+    Output pixel ``factor * i + k`` samples the input at ``i + d_k``, ``d_k = (2k + 1 -
+    factor) / (2 factor)``: between rows ``i - 1`` and ``i`` when ``d_k < 0``, else between
+    ``i`` and ``i + 1``, with weights fixed by ``k`` alone. PyTorch clamps samples beyond the
+    edge to the edge pixel, which edge padding by 1 reproduces.
+    """
+    taps = np.zeros((factor, 3), np.float64)  # phase k -> weights of rows i-1, i, i+1
+    for k in range(factor):
+        d = (2 * k + 1 - factor) / (2 * factor)
+        taps[k, 1] = 1.0 - abs(d)
+        taps[k, 0 if d < 0 else 2] = abs(d)
+    kernel = np.zeros((3, 3, channels, factor * factor * channels), np.float32)
+    for ky in range(factor):
+        for kx in range(factor):
+            for c in range(channels):
+                out = (ky * factor + kx) * channels + c  # depth_to_space's channel order
+                kernel[:, :, c, out] = np.outer(taps[ky], taps[kx])
+    return kernel
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli.archs")
+class BilinearUpsample(layers.Layer):
+    """Integer-factor bilinear upsampling, align_corners=False (PyTorch's ``F.interpolate``).
+
+    Keras' ``UpSampling2D(interpolation="bilinear")`` resizes to a size computed from the
+    static shape, which fails in ``predict_on_batch`` when H and W are unknown. With a fixed
+    factor the weights are fixed too: edge padding, one 3x3 conv with a constant kernel
+    (``bilinear_kernel``) and ``depth_to_space``, all shape-agnostic, any backend.
+    """
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        kernel = ops.convert_to_tensor(bilinear_kernel(self.factor, x.shape[-1]), x.dtype)
+        padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")  # = edge, by 1
+        return ops.depth_to_space(ops.conv(padded, kernel, padding="valid"), self.factor)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, *(None if n is None else n * self.factor for n in (h, w)), c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}
+
+
 @keras.saving.register_keras_serializable(package="srgan_cli.archs")
 class MaxPReLU(layers.PReLU):
     """PReLU as ``max(x, alpha * x)``: 2 elementwise passes instead of Keras' 5.

@@ -3,7 +3,8 @@
 Forward pass (BasicSR ``srresnet_arch.py``): conv_first, LeakyReLU 0.1 -> num_block residual
 blocks (conv, ReLU, conv, plus identity) -> upconv1 (+ upconv2 for x4), each followed by
 pixel shuffle and LeakyReLU 0.1 -> conv_hr, LeakyReLU 0.1 -> conv_last, plus the input
-upsampled bilinearly (align_corners=False, i.e. half-pixel centres, as Keras' resize).
+upsampled bilinearly (align_corners=False, i.e. half-pixel centres: ``BilinearUpsample``, a
+fixed-weight conv that works with unknown H and W, unlike Keras' ``UpSampling2D``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def build(spec: ModelSpec) -> keras.Model:
     import keras
     from keras import layers
 
-    from srgan_cli.archs.layers import DepthToSpace, conv3, leaky, rgb_input
+    from srgan_cli.archs.layers import BilinearUpsample, DepthToSpace, conv3, leaky, rgb_input
 
     nf = spec.params["num_feat"]
     inputs = rgb_input()
@@ -71,7 +72,7 @@ def build(spec: ModelSpec) -> keras.Model:
         x = leaky(0.1, f"upconv{i}_act")(DepthToSpace(factor, name=f"shuffle{i}")(x))
     x = leaky(0.1, "conv_hr_act")(conv3(nf, "conv_hr")(x))
     x = conv3(3, "conv_last", "float32")(x)
-    base = layers.UpSampling2D(spec.scale, interpolation="bilinear", name="base", dtype="float32")
+    base = BilinearUpsample(spec.scale, name="base", dtype="float32")
     outputs = layers.Add(name="residual", dtype="float32")([x, base(inputs)])
     return keras.Model(inputs, outputs, name="msrresnet")
 

@@ -16,6 +16,7 @@ from srgan_cli import __version__
 from srgan_cli.cli.options import (
     CONTEXT_SETTINGS,
     degradation_option,
+    file_option,
     load_upscaler,
     model_options,
     stderr_is_terminal,
@@ -57,13 +58,8 @@ in order, e.g. lanczos+jpeg80; noise is seeded per image, so every row is reprod
 @model_options
 @tta_option
 @degradation_option
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Also write every image's scores and the set means to FILE.",
+@file_option(
+    "--json", "json_path", help="Also write every image's scores and the set means to FILE."
 )
 @click.option("--markdown", is_flag=True, help="Print the table as markdown.")
 @click.option(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.cli.options import CONTEXT_SETTINGS
+from srgan_cli.cli.options import CONTEXT_SETTINGS, file_option
 from srgan_cli.errors import UsageError
 from srgan_cli.tfstartup import quiet_tensorflow_startup
 
@@ -25,11 +25,9 @@ Exit codes: 0 written, 2 unknown or damaged file, or a bad option.
 
 @click.command("import", epilog=IMPORT_EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
+@file_option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     metavar="NAME.weights.h5",
     help="Where to write [default: <stem of FILE>.weights.h5 in the current directory].",
 )

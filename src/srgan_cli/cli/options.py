@@ -33,6 +33,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def file_option(*decls: str, help: str, metavar: str | None = None) -> Callable[[F], F]:
+    """An optional option naming one file (not a folder) as a ``Path``; None when absent.
+    Click shows it as FILE unless ``metavar`` says otherwise."""
+    return click.option(
+        *decls,
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar=metavar,
+        help=help,
+    )
+
+
 model_option = click.option(
     "--model",
     type=click.Choice(MODEL_CHOICES),
@@ -41,10 +53,8 @@ model_option = click.option(
     f"{JPEG_THRESHOLD:g} or less and lossy WebPs, srgan for everything else, chosen per image "
     "from its header].",
 )
-weights_option = click.option(
+weights_option = file_option(
     "--weights",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="A .weights.h5 file (with its .json card) instead of a shipped model, or a model "
     "to import: .pth, .safetensors or a TF checkpoint prefix (converted once, then cached).",
 )

@@ -26,6 +26,7 @@ from srgan_cli.cli.options import (
     DEFAULT_MAX_PIXELS,
     check_model_choice,
     count_option,
+    file_option,
     load_upscaler,
     model_options,
     stderr_is_terminal,
@@ -104,13 +105,7 @@ Exit codes: 0 all written or skipped, 1 some inputs failed (the rest are written
 )
 @model_options
 @tta_option
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Write per-image sizes, tiles and timings to FILE (.json or .csv).",
-)
+@file_option("--report", help="Write per-image sizes, tiles and timings to FILE (.json or .csv).")
 @click.option(
     "--format",
     "output_format",

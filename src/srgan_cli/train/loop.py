@@ -190,6 +190,21 @@ def run(cfg: TrainConfig, resume: bool = False) -> Path:
     return run_dir
 
 
+def current_weights(trainee: keras.Model, gen: keras.Model) -> list[np.ndarray]:
+    """The generator's weights after the latest step, also inside an epoch.
+
+    Keras-JAX trains statelessly: inside an epoch ``fit`` keeps the state in
+    ``trainee._jax_state`` and detaches the variables' values (``get_weights`` then fails with
+    "'NoneType' object is not callable"); its public ``jax_state_sync`` puts them back (the next
+    step takes the state from the variables again). Other backends update the variables in
+    place and have no such method.
+    """
+    sync = getattr(trainee, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+    return gen.get_weights()
+
+
 class _Progress(keras.callbacks.Callback):
     """Logs JSONL, validates, checkpoints on a timer, enforces ``max_minutes``, keeps the EMA.
 
@@ -212,7 +227,7 @@ class _Progress(keras.callbacks.Callback):
         if self.ema is None:
             return
         decay = self.cfg.ema
-        for average, weight in zip(self.ema, self.gen.get_weights(), strict=True):
+        for average, weight in zip(self.ema, current_weights(self.trainee, self.gen), strict=True):
             average *= decay
             average += (1.0 - decay) * weight
 
