@@ -477,9 +477,7 @@ def _run_on_ray(
     from srgan_cli import ray_engine
     from srgan_cli.weights import AUTO_MODEL, card_for, is_auto, resolve_all, spec_of
 
-    ray_engine.check_reachable(jobs)
     model, weights = model_kwargs["model"], model_kwargs["weights"]
-    check_model_choice(model, weights)
     cards = [card_for(path) for path in resolve_all(model, weights)]
     name = AUTO_MODEL if is_auto(model, weights) else cards[0].name
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
