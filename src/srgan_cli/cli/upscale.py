@@ -260,7 +260,8 @@ def upscale(
         click.echo(f"Warning: {warning}", err=True)
     if ray_address is None:  # on Ray the actors read the headers, in parallel
         todo = _refuse_from_headers(todo, decided, scale, max_pixels)
-    early = [*_missing_results(plan), *(decided[index] for index in sorted(decided))]
+    missing = _missing_results(plan)
+    early = [*missing, *(decided[index] for index in sorted(decided))]
     for result in early:
         if result.error is not None:
             click.echo(f"Error: {result.error}", err=True)
@@ -296,7 +297,7 @@ def upscale(
             todo_jobs, settings, model_kwargs, run_kwargs, started, show_progress
         )
     decided.update({index: result for (index, _), result in zip(todo, done, strict=True)})
-    results = [*_missing_results(plan), *(decided[index] for index in range(len(jobs)))]
+    results = [*missing, *(decided[index] for index in range(len(jobs)))]
     if report is not None:
         write_report(build_report(results, version=__version__, **header), report)
     if not quiet:
