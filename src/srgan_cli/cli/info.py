@@ -109,7 +109,7 @@ def describe_file(file: Path) -> dict[str, Any]:
         "name": card.name,
         "summary": spec.describe(),
         **spec.to_dict(),
-        "sha256": weights.sha256_of(path) if ours else importer.source_sha256(path),
+        "sha256": card.sha256 if ours else importer.source_sha256(path),  # ours: verified
         "source": card.source,
         "license": card.license,
     }
