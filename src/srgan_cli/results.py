@@ -74,8 +74,9 @@ def decide_outputs(
         if decision.error is None and not decision.skip:
             todo.append((index, job))
             continue
-        result = ImageResult(job.display_name, output_name(job), skipped=decision.skip)
-        result.error = decision.error
+        result = ImageResult(
+            job.display_name, output_name(job), error=decision.error, skipped=decision.skip
+        )
         results[index] = result
         if on_image is not None:
             on_image(result)
