@@ -97,14 +97,21 @@ def check_converted(model: keras.Model, spec: ModelSpec) -> None:
 
 
 def import_file(
-    path: Path, out: Path, *, name: str | None = None, license: str = ""
+    path: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    license: str = "",
+    source_sha: str | None = None,
 ) -> tuple[WeightCard, ModelSpec]:
-    """Convert ``path`` to ``out`` (a ``.weights.h5``) plus its card; both written atomically."""
+    """Convert ``path`` to ``out`` (a ``.weights.h5``) plus its card; both written atomically.
+
+    ``source_sha`` is ``source_sha256(path)`` when the caller already has it."""
     from srgan_cli.archs import convert
 
     if not out.name.endswith(WEIGHTS_SUFFIX):
         raise ModelFileError(f"output {out} must end in {WEIGHTS_SUFFIX}")
-    source_sha = source_sha256(path)
+    source_sha = source_sha or source_sha256(path)
     model, spec = convert(read_state(path))
     check_converted(model, spec)
     card = WeightCard(
@@ -132,19 +139,20 @@ def default_name(path: Path) -> str:
     return path.name.split(".")[0] or path.name
 
 
-def cache_path(path: Path) -> Path:
+def cache_path(path: Path, source_sha: str | None = None) -> Path:
     """Where the converted copy of ``path`` lives in the cache (it may not exist yet)."""
-    return cache_dir() / f"{source_sha256(path)}-v{CACHE_VERSION}{WEIGHTS_SUFFIX}"
+    return cache_dir() / f"{source_sha or source_sha256(path)}-v{CACHE_VERSION}{WEIGHTS_SUFFIX}"
 
 
 def cached(path: Path) -> Path:
     """The converted copy of ``path`` in the cache, converting it on first use."""
-    target = cache_path(path)
+    source_sha = source_sha256(path)  # hashed once: it names the entry and goes in the card
+    target = cache_path(path, source_sha)
     if target.is_file() and card_path(target).is_file():
         try:
             verify(target)
             return target
         except WeightsError:  # a damaged cache entry is redone, never trusted
             pass
-    import_file(path, target)
+    import_file(path, target, source_sha=source_sha)
     return target

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import _torch as T
 from srgan_cli.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -148,14 +149,6 @@ def _fold_bn(kernel: np.ndarray, unit: Mapping[str, np.ndarray], scope: str):
     return kernel * s, unit[f"{scope}/beta"] - unit[f"{scope}/moving_mean"] * s
 
 
-def shuffle_order(channels_out: int, factor: int = 2) -> np.ndarray:
-    """Index array: depth_to_space channel p*C + g takes the seed's channel (f*f)*g + p."""
-    phases = factor * factor
-    return np.array(
-        [phases * g + p for p in range(phases) for g in range(channels_out)], dtype=np.int64
-    )
-
-
 def _alpha(values: np.ndarray) -> np.ndarray:
     return values.reshape(1, 1, -1)
 
@@ -182,7 +175,7 @@ def folded_weights(
     out["body_conv"] = list(
         _fold_bn(unit[_conv("resblock_output/conv")], unit, "resblock_output/BatchNorm")
     )
-    order = shuffle_order(c)
+    order = T.shuffle_order(c, 2)  # the seed's shuffle has PyTorch's channel order
     for k in range(int(model_spec.params["num_stages"])):
         scope = f"subpixelconv_stage{k + 1}"
         kernel, bias = unit[_conv(f"{scope}/conv")], unit[f"{scope}/conv/Conv/biases"]
@@ -196,9 +189,4 @@ def folded_weights(
     return out
 
 
-def load(model: keras.Model, model_spec: ModelSpec, state: Mapping[str, np.ndarray]) -> None:
-    for name, values in folded_weights(model_spec, state).items():
-        model.get_layer(name).set_weights([np.asarray(v, dtype=np.float32) for v in values])
-
-
-ARCH = Arch(name=NAME, matches=matches, spec=spec, build=build, load=load)
+ARCH = Arch(name=NAME, matches=matches, spec=spec, build=build, load=T.loader(folded_weights))
