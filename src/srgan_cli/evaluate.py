@@ -24,7 +24,6 @@ from srgan_cli.degrade import (
     DEFAULT_CHAIN,
     PROTOCOL_CHAIN,
     Chain,
-    encode,
     image_seed,
     parse_chain,
 )
@@ -229,7 +228,7 @@ def score_image(
     ``chain`` (default: the published protocol's Pillow bicubic x1/4) makes the LR; its
     noise is seeded by the image's set and name, so every run scores the same inputs. A
     model with ``pick`` (``--model auto``) chooses from the LR's file: the chain's own JPEG
-    bytes when it ends in a JPEG encode, else the LR as a (lossless) PNG.
+    bytes when it ends in a JPEG encode, else no header at all (chosen as a lossless PNG is).
     """
     scale = model_scale(model)
     hr = crop_to_multiple(hr, scale)
@@ -237,7 +236,7 @@ def score_image(
     lr, encoded = chain.apply_encoded(hr, seed=seed, factor=scale)
     pick = getattr(model, "pick", None)
     if pick is not None:
-        model = pick(encoded if encoded is not None else encode(lr, "PNG"))
+        model = pick(encoded)  # None: no header, the clean model, as for a PNG
     started = time.perf_counter()
     sr = model.upscale(lr)
     seconds = time.perf_counter() - started

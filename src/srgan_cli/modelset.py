@@ -74,15 +74,9 @@ class ModelSet:
         return self.default.precision_used
 
     # Per-call settings (the worker sets them before each call) go to every member.
-    tile = property(lambda self: self.default.tile, lambda self, v: self._set("tile", v))
-    tile_pad = property(
-        lambda self: self.default.tile_pad, lambda self, v: self._set("tile_pad", v)
-    )
-    tta = property(lambda self: self.default.tta, lambda self, v: self._set("tta", v))
-
-    def _set(self, attribute: str, value: Any) -> None:
-        for member in self.members.values():
-            setattr(member, attribute, value)
+    tile = _shared("tile")
+    tile_pad = _shared("tile_pad")
+    tta = _shared("tta")
 
     @property
     def scale(self) -> int:

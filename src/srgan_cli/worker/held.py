@@ -89,19 +89,18 @@ class HeldModel:
         each call in the client's directory). A weights file rewritten since loading is
         compared by its sha256, so retraining in place is never served stale weights.
         """
+        return self._serving(model, weights, precision)[1]
+
+    def _serving(
+        self, model: str | None, weights: Path | None, precision: str
+    ) -> tuple[AnyUpscaler | None, str | None]:
+        """What serves a call for these options (the set, or one held model), or why not."""
         from srgan_cli.pipeline import choose_precision
 
         if model is not None and weights is not None:
-            return "both --model and --weights given"
+            return None, "both --model and --weights given"
         if choose_precision(precision) != self.upscaler.precision_used:
-            return f"the worker computes in {self.upscaler.precision_used}, not {precision}"
-        _, reason = self._serving(model, weights)
-        return reason
-
-    def _serving(
-        self, model: str | None, weights: Path | None
-    ) -> tuple[AnyUpscaler | None, str | None]:
-        """What serves a call for these weights (the set, or one held model), or why not."""
+            return None, f"the worker computes in {self.upscaler.precision_used}, not {precision}"
         if is_auto(model, weights):
             if self.upscaler.name != "auto":
                 return None, f"the worker holds {self.path}, the call asks for auto"
@@ -126,11 +125,9 @@ class HeldModel:
         tta: bool,
     ) -> AnyUpscaler:
         """What serves one call, set up for it (the worker serves calls one at a time)."""
-        reason = self.refusal(model, weights, precision)
-        if reason is not None:
+        serving, reason = self._serving(model, weights, precision)
+        if serving is None:
             raise SrganError(f"worker cannot serve this call: {reason}")
-        serving, _ = self._serving(model, weights)
-        assert serving is not None
         serving.tile = tile
         serving.tile_pad = tile_pad
         serving.tta = tta
