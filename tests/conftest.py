@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -291,3 +293,32 @@ def private_model_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("SRGAN_CACHE_DIR", None)
     else:
         os.environ["SRGAN_CACHE_DIR"] = saved
+
+
+def settled_copy(source: Path, target: Path) -> Path:
+    """A copy of ``source`` dated an hour back: new to this process (a new inode), but old
+    enough on disk for ``weights.sha256_of`` to remember its digest."""
+    import os
+    import shutil
+    import time
+
+    shutil.copyfile(source, target)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(target, ns=(hour_ago, hour_ago))
+    return target
+
+
+@pytest.fixture
+def hash_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """File name -> how often ``srgan_cli.weights`` opened it to hash it: ``open`` in that
+    module (it opens files only to hash them) wrapped by a counter around the real one."""
+    from srgan_cli import weights
+
+    counts: Counter[str] = Counter()
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        counts[Path(file).name] += 1
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(weights, "open", counting_open, raising=False)
+    return counts

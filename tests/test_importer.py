@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import rrdbnet_x2_state, save_safetensors
+from conftest import compact_x1_state, rrdbnet_x2_state, save_safetensors, settled_copy
 
 from srgan_cli import importer, weights
 from srgan_cli.cli import main
@@ -145,3 +145,30 @@ def test_not_a_model_file_exit_2(tmp_path):
     path.write_text("hello")
     line = _one_line_exit_2(srgan("info", path))
     assert "notes.txt" in line
+
+
+@pytest.mark.parametrize("converted_before", [True, False])
+def test_upscale_hashes_each_file_once(
+    compact_x1_file, tmp_path, rgb_png, hash_reads, converted_before
+):
+    """The foreign file is hashed for its card and not again when the model loads; its
+    conversion is verified (or written) once."""
+    source = tmp_path / "model.safetensors"
+    if converted_before:
+        importer.cached(compact_x1_file)  # same bytes: the run finds the conversion
+        settled_copy(compact_x1_file, source)
+    else:
+        settled_copy(save_safetensors(tmp_path / "new.st", compact_x1_state(seed=5)), source)
+    hash_reads.clear()
+    result = srgan("upscale", rgb_png, "-o", tmp_path / "out.png", "--weights", source, "-q")
+    assert result.exit_code == 0, result.output
+    assert hash_reads["model.safetensors"] == 1
+    assert set(hash_reads.values()) == {1}, hash_reads
+
+
+def test_info_hashes_the_file_once(rrdb_x2_file, tmp_path, hash_reads):
+    source = settled_copy(rrdb_x2_file, tmp_path / "model.safetensors")
+    result = srgan("info", source, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sha256"] == weights.sha256_of(rrdb_x2_file)
+    assert hash_reads["model.safetensors"] == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import settled_copy
 
 from srgan_cli import weights
 from srgan_cli.errors import WeightsError
@@ -101,3 +104,27 @@ def test_record_metrics_keeps_the_hash(tiny_weights: Path, tmp_path: Path):
     card = weights.verify(copy)
     assert card.metrics == {"Set5": {"psnr": 30.0}}
     assert card.sha256 == weights.sha256_of(copy)
+
+
+def test_a_settled_file_is_hashed_once_until_it_changes(tmp_path: Path, hash_reads):
+    path = settled_copy(_write(tmp_path / "fresh.bin", b"a" * 64), tmp_path / "w.bin")
+    first = weights.sha256_of(path)
+    assert weights.sha256_of(path) == first and hash_reads["w.bin"] == 1  # remembered
+    stamp = path.stat().st_mtime_ns
+    _write(path, b"b" * 64)  # same size, same inode, and the old mtime put back
+    os.utime(path, ns=(stamp, stamp))
+    assert weights.sha256_of(path) == hashlib.sha256(b"b" * 64).hexdigest() != first
+    assert hash_reads["w.bin"] == 2
+
+
+def test_a_file_written_just_now_is_hashed_every_time(tmp_path: Path, hash_reads):
+    path = _write(tmp_path / "new.bin", b"a" * 64)  # a rewrite may not move its stat yet
+    for _ in range(2):
+        assert weights.sha256_of(path) == hashlib.sha256(b"a" * 64).hexdigest()
+    assert hash_reads["new.bin"] == 2
+
+
+def _write(path: Path, data: bytes) -> Path:
+    with open(path, "r+b" if path.exists() else "wb") as fh:  # in place: the inode is kept
+        fh.write(data)
+    return path

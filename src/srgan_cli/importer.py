@@ -146,13 +146,18 @@ def cache_path(path: Path, source_sha: str | None = None) -> Path:
 
 def cached(path: Path) -> Path:
     """The converted copy of ``path`` in the cache, converting it on first use."""
+    return converted(path)[0]
+
+
+def converted(path: Path) -> tuple[Path, WeightCard]:
+    """``cached`` with the entry's card, verified (or just written), so the caller that loads
+    the entry need not hash it again."""
     source_sha = source_sha256(path)  # hashed once: it names the entry and goes in the card
     target = cache_path(path, source_sha)
     if target.is_file() and card_path(target).is_file():
         try:
-            verify(target)
-            return target
+            return target, verify(target)
         except WeightsError:  # a damaged cache entry is redone, never trusted
             pass
-    import_file(path, target, source_sha=source_sha)
-    return target
+    card, _spec = import_file(path, target, source_sha=source_sha)
+    return target, card

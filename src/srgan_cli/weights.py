@@ -7,8 +7,11 @@ CLI can never silently run with wrong or random weights.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -132,7 +135,38 @@ def resolve_all(model: str | None = None, weights: str | Path | None = None) -> 
     return [resolve(model, weights)]
 
 
+SETTLED_S = 2.0
+"""Age (since its last write) from which a file's digest is remembered: past the coarsest
+common timestamp step (FAT's 2 s, ext3's 1 s), so any later rewrite moves its mtime."""
+
+
 def sha256_of(path: Path) -> str:
+    """sha256 of the file's bytes, remembered for this process while its (device, inode,
+    size, mtime, ctime) stay the same: one run asks for it more than once (a foreign file's
+    card, then its cached conversion when the model loads; a worker on every call), and
+    these files are tens of megabytes. A file written in the last ``SETTLED_S`` is hashed
+    every time, since a rewrite within one timestamp step would leave its stat unchanged."""
+    signature = _settled_signature(path)
+    if signature is None:
+        return _hash_file(path)
+    return _remembered_sha256(os.fspath(path), signature)
+
+
+def _settled_signature(path: Path) -> tuple[int, ...] | None:
+    """What tells this file's versions apart, or None while it is too new to trust that."""
+    info = os.stat(path)
+    if time.time_ns() - info.st_mtime_ns < SETTLED_S * 1e9:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_sha256(path: str, signature: tuple[int, ...]) -> str:
+    """``_hash_file`` per (path, signature): a changed file has a new signature, so a new entry."""
+    return _hash_file(Path(path))
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -205,12 +239,13 @@ def load_generator(path: Path, dtype_policy: str | None = None):
     """
     from srgan_cli.tfstartup import quiet_tensorflow_startup
 
-    if not is_ours(path):
+    if is_ours(path):
+        card = verify(path)
+    else:
         from srgan_cli import importer
 
         with quiet_tensorflow_startup():  # a TF checkpoint is read with TensorFlow
-            path = importer.cached(path)
-    card = verify(path)
+            path, card = importer.converted(path)  # verified or just written: not hashed again
     spec = spec_of(card)
     with quiet_tensorflow_startup():
         if spec.arch == OWN_ARCH:
