@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import MIXED_MODELS, make_image, make_mixed_folder
+from conftest import MIXED_MODELS, compact_x1_state, make_image, make_mixed_folder, save_safetensors
 from PIL import Image
 
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError, UsageError
 from srgan_cli.jobs import plan_jobs
 from srgan_cli.ray_engine import RaySettings, check_actor_fits, default_actor_count
+from srgan_cli.weights import card_path
 
 ray = pytest.importorskip("ray")
 
@@ -452,3 +453,54 @@ def test_ray_local_auto_gives_each_image_its_own_model(tmp_path: Path) -> None:
     rows = report_rows(tmp_path / "r.json")
     assert {Path(row["input"]).name: row["model"] for row in rows} == MIXED_MODELS
     assert_same_images(here, there)
+
+
+@pytest.mark.slow
+def test_ray_reads_a_new_foreign_file_once_on_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its card is made once (for the output names and the early check); the actors convert
+    it in their own processes, which this count does not see."""
+    pytest.importorskip("safetensors")
+    from srgan_cli import importer
+
+    source = save_safetensors(tmp_path / "new.safetensors", compact_x1_state(seed=6))
+    reads: list[str] = []
+    real = importer.read_state
+
+    def counting_read_state(path: Path):
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(importer, "read_state", counting_read_state)
+    make_image(tmp_path / "in" / "p.png")
+    args = [tmp_path / "in", "-o", tmp_path / "out", "--ray", "local", "--ray-actors", "1"]
+    code, output = upscale(*args, "--weights", source, "--precision", "fp32", "-q")
+    assert code == 0, output
+    assert reads == ["new.safetensors"]
+    with Image.open(tmp_path / "out" / "p.png") as written:
+        assert written.size == (12, 10)  # the x1 model
+
+
+@pytest.mark.parametrize("damage", ["tampered", "truncated"])
+def test_bad_weights_fail_on_the_driver_before_ray_starts(
+    damage: str, tiny_weights: Path, rrdb_x2_file: Path, tmp_path: Path
+) -> None:
+    """Ours are verified (their card was only read); a foreign file that cannot be read
+    says why, as loading would."""
+    if damage == "tampered":
+        weights = tmp_path / tiny_weights.name
+        shutil.copy(card_path(tiny_weights), card_path(weights))
+        data = bytearray(tiny_weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+        expected, exit_code = "does not match its card", 1  # WeightsError
+    else:
+        weights = tmp_path / "cut.safetensors"
+        weights.write_bytes(rrdb_x2_file.read_bytes()[:1000])
+        expected, exit_code = "cut.safetensors", 2  # ModelFileError
+    make_image(tmp_path / "in" / "p.png")
+    args = [tmp_path / "in", "-o", tmp_path / "out", "--ray", "local", "--weights", weights]
+    code, output = upscale(*args)
+    assert code == exit_code and expected in output, output
+    assert not ray.is_initialized() and not (tmp_path / "out").exists()

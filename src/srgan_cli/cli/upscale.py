@@ -294,7 +294,7 @@ def upscale(
 
         settings = RaySettings(ray_address, ray_actors, ray_cpus_per_actor)
         done, header = _run_on_ray(
-            todo_jobs, settings, model_kwargs, run_kwargs, started, show_progress
+            todo_jobs, settings, cards, model_kwargs, run_kwargs, started, show_progress
         )
     decided.update({index: result for (index, _), result in zip(todo, done, strict=True)})
     results = [*missing, *(decided[index] for index in range(len(jobs)))]
@@ -468,18 +468,20 @@ def _run_here(
 def _run_on_ray(
     jobs: Sequence[Job],
     settings: RaySettings,
+    requested: Sequence[WeightCard],
     model_kwargs: dict[str, Any],
     run_kwargs: dict[str, Any],
     started: float,
     show_progress: bool,
 ) -> tuple[list[ImageResult], dict[str, Any]]:
     """The jobs on Ray (``ray_engine``); the models load in each actor, not here. Their
-    cards are checked here, so missing or corrupt weights fail before any worker starts."""
+    cards are checked here (``_checked_cards``), so missing or corrupt weights fail before
+    any worker starts."""
     from srgan_cli import ray_engine
-    from srgan_cli.weights import AUTO_MODEL, card_for, is_auto, resolve_all, spec_of
+    from srgan_cli.weights import AUTO_MODEL, is_auto, spec_of
 
     model, weights = model_kwargs["model"], model_kwargs["weights"]
-    cards = [card_for(path) for path in resolve_all(model, weights)]
+    cards = _checked_cards(model, weights, requested)
     name = AUTO_MODEL if is_auto(model, weights) else cards[0].name
     upscaler_kwargs = {**model_kwargs, "weights": None if weights is None else weights.resolve()}
     run_options = dict(run_kwargs)
@@ -506,6 +508,24 @@ def _run_on_ray(
         "total_s": time.perf_counter() - processing_started,
     }
     return run.results, header
+
+
+def _checked_cards(
+    model: str | None, weights: Path | None, requested: Sequence[WeightCard]
+) -> list[WeightCard]:
+    """``requested`` (from ``_requested_cards``) checked the way loading would: ours verified
+    against their sha256 (only their json was read), a foreign file's card kept as it was
+    made, since making it again would read the whole file again. When they could not be
+    read, ``card_for`` raises why (one line, exit 2)."""
+    from srgan_cli.weights import card_for, is_ours, resolve_all
+
+    paths = resolve_all(model, weights)
+    if len(requested) != len(paths):
+        return [card_for(path) for path in paths]
+    return [
+        card_for(path) if is_ours(path) else card
+        for path, card in zip(paths, requested, strict=True)
+    ]
 
 
 def _stdout_for(jobs: Sequence[Job]) -> BinaryIO | None:
