@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import os
 import threading
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
-from conftest import make_image
+from conftest import MIXED_MODELS, make_image, make_mixed_folder
 
 from srgan_cli.batch import (
     DONE,
@@ -116,3 +120,27 @@ def test_writer_records_a_write_error_and_goes_on(tmp_path, upscaler):
     assert "no output stream given for stdout" in to_stdout.error
     assert fine.ok and (tmp_path / "fine.png").is_file()
     assert not (tmp_path / "file" / "out.png").exists()
+
+
+def test_reader_opens_each_input_once_for_auto(tmp_path, monkeypatch):
+    """``--model auto`` picks from the header of the file already open for decoding: no
+    second open (nor a third, by Pillow, for a JPEG's tables), and the same choice."""
+    from srgan_cli.modelset import ModelSet
+
+    auto = ModelSet(precision="fp32")
+    folder = make_mixed_folder(tmp_path / "in")
+    jobs = [Job(folder / name, tmp_path / f"{name}.png", name) for name in MIXED_MODELS]
+    opened: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).parent == folder:
+            opened[Path(file).name] += 1
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    outbox = Pipe(threading.Event(), depth=len(jobs) + 1)
+    Reader(auto, jobs, options(), None, outbox).run()
+    read = [outbox.get() for _ in jobs]
+    assert {work.job.display_name: work.model.name for work in read} == MIXED_MODELS
+    assert opened == dict.fromkeys(MIXED_MODELS, 1)

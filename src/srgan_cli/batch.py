@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from srgan_cli.errors import ImageError
 from srgan_cli.formats import OutputFormat
-from srgan_cli.imageio import DecodedImage, encode_image, read_image, save_image, write_atomic
+from srgan_cli.imageio import (
+    DecodedImage,
+    encode_image,
+    open_source,
+    read_image,
+    save_image,
+    write_atomic,
+)
 from srgan_cli.jobs import Job, OutputClaims
 from srgan_cli.remote import Uri
 from srgan_cli.resize import output_size
@@ -167,9 +174,12 @@ class Reader:
         job, result = work.job, work.result
         start = time.perf_counter()
         try:
-            source = self._source(job)
-            image = read_image(source, max_pixels=self.options.max_pixels, name=job.display_name)
-            work.model = self.upscaler.pick(source)  # the header only: no pixels looked at
+            with open_source(self._source(job), job.display_name) as stream:
+                image = read_image(
+                    stream, max_pixels=self.options.max_pixels, name=job.display_name
+                )
+                stream.seek(0)  # the header again, from the same open file
+                work.model = self.upscaler.pick(stream)  # the header only: no pixels looked at
         except ImageError as err:
             result.error = str(err)
         except OSError as err:

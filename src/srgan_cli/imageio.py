@@ -105,30 +105,58 @@ class DecodedImage:
         return int(self.pixels.shape[1]), int(self.pixels.shape[0])
 
 
+ImageSource = str | os.PathLike[str] | bytes
+"""A file path or a file's bytes (standard input, an object store's object)."""
+
+
 def read_image(
-    source: str | os.PathLike[str] | bytes,
+    source: ImageSource | BinaryIO,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | None = None,
 ) -> DecodedImage:
-    """Decode a file path or raw bytes into a ``DecodedImage``.
+    """Decode a file path, raw bytes or a seekable binary stream into a ``DecodedImage``.
 
     ``max_pixels`` caps width * height, checked from the header before any pixel is decoded.
     ``name`` is how error messages refer to the input (default: the path, or "<stdin>" for
-    bytes). Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``, 2x of it is a hard error) stays
-    in force; a ``max_pixels`` above ~179 MP also needs that global raised by the caller.
-    Raises ``ImageError`` (one line, naming the input) for anything that cannot be used.
+    bytes and streams). Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``, 2x of it is a
+    hard error) stays in force; a ``max_pixels`` above ~179 MP also needs that global raised
+    by the caller. Raises ``ImageError`` (one line, naming the input) for anything that cannot
+    be used. A stream (from ``open_source``) is read from its current position and left open.
+    """
+    if hasattr(source, "read"):
+        return _decode(source, name or _STDIN_NAME, max_pixels)
+    label = _label(source, name)
+    with open_source(source, label) as stream:
+        return _decode(stream, label, max_pixels)
+
+
+@contextlib.contextmanager
+def open_source(source: ImageSource, name: str | None = None) -> Iterator[BinaryIO]:
+    """A seekable binary stream over a path (opened once, closed on exit) or bytes.
+
+    So that everything read from one input shares one open file: ``batch.Reader`` decodes it
+    and then reads its header for ``--model auto`` from the same stream. ImageError (one
+    line, naming the input) when the file cannot be opened.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(io.BytesIO(source), name or _STDIN_NAME, max_pixels)
-    label = name or os.fsdecode(source)
+        yield io.BytesIO(source)
+        return
     try:
         handle = open(source, "rb")  # noqa: SIM115 - closed by the with below
     except OSError as err:
-        raise _error(label, f"cannot open: {err.strerror or err}") from err
+        raise _error(_label(source, name), f"cannot open: {err.strerror or err}") from err
     with handle:
-        stream: BinaryIO = handle if handle.seekable() else io.BytesIO(handle.read())
-        return _decode(stream, label, max_pixels)
+        yield handle if handle.seekable() else io.BytesIO(handle.read())
+
+
+def _label(source: ImageSource, name: str | None) -> str:
+    """How messages name an input: ``name``, else the path, or "<stdin>" for bytes."""
+    if name:
+        return name
+    return (
+        _STDIN_NAME if isinstance(source, (bytes, bytearray, memoryview)) else os.fsdecode(source)
+    )
 
 
 def probe_image(
@@ -141,12 +169,8 @@ def probe_image(
     ``read_image`` would raise it, for a file that cannot be opened, is not a supported
     image, or has too many pixels; damage in the pixel data is only found by decoding.
     """
-    label = name or os.fsdecode(path)
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError as err:
-        raise _error(label, f"cannot open: {err.strerror or err}") from err
-    with handle, warnings.catch_warnings():
+    label = _label(path, name)
+    with open_source(path, label) as handle, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         img = _open(handle, label)
         with img:
