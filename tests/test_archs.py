@@ -108,7 +108,11 @@ def test_unknown_architecture_lists_archs_and_keys():
 def test_rrdbnet_refuses_odd_input_channels():
     state = read_state(FIXTURES / "rrdb_basicsr_x4.pth")
     state["conv_first.weight"] = np.zeros((4, 5, 3, 3), np.float32)
-    with pytest.raises(ModelFileError, match="takes 5 channels; need 3, 12 or 48"):
+    with pytest.raises(ModelFileError, match=r"takes 5 channels; need 1 or 3 .* x4 or x16"):
+        archs.identify(state)
+    state["conv_first.weight"] = np.zeros((4, 12, 3, 3), np.float32)
+    state["conv_last.weight"] = np.zeros((1, 4, 3, 3), np.float32)  # RGB unshuffled, gray out?
+    with pytest.raises(ModelFileError, match="takes 12 channels"):
         archs.identify(state)
 
 
@@ -117,6 +121,133 @@ def test_srvgg_refuses_non_rgb_output():
     state["body.8.weight"] = np.zeros((10, 8, 3, 3), np.float32)
     with pytest.raises(ModelFileError, match="10 channels, not 3 x scale"):
         archs.identify(state)
+
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
+
+# fixture -> first conv, last conv, pixel-unshuffle factor, output channels per colour
+GRAY_CASES = {
+    "rrdb_basicsr_x4.pth": ("conv_first", "conv_last", 1, 1),
+    "rrdb_basicsr_x1.pth": ("conv_first", "conv_last", 4, 1),
+    "rrdb_esrgan_x2.pth": ("model.0", "model.7", 1, 1),
+    "rrdb_bsrgan_x2.pth": ("conv_first", "conv_last", 1, 1),
+    "srvgg_x2.safetensors": ("body.0", "body.8", 1, 4),
+    "msrresnet_x3.safetensors": ("conv_first", "conv_last", 1, 1),
+}
+
+
+def _gray(state: dict, first: str, last: str, factor: int, phases: int) -> dict:
+    """The fixture's network cut to one channel in and out (its red channel's weights)."""
+    return {
+        **state,
+        f"{first}.weight": state[f"{first}.weight"][:, : factor * factor],
+        f"{last}.weight": state[f"{last}.weight"][:phases],
+        f"{last}.bias": state[f"{last}.bias"][:phases],
+    }
+
+
+def _rgb_twin(gray: dict, first: str, last: str, factor: int, phases: int) -> dict:
+    """An RGB network that computes ``gray`` on the luma and gives it in all 3 channels
+    (pixel_unshuffle and pixel_shuffle number channels colour-major, c * phases + p)."""
+    return {
+        **gray,
+        f"{first}.weight": np.concatenate([gray[f"{first}.weight"] * w for w in LUMA], axis=1),
+        f"{last}.weight": np.concatenate([gray[f"{last}.weight"]] * 3),
+        f"{last}.bias": np.concatenate([gray[f"{last}.bias"]] * 3),
+    }
+
+
+def _colour_and_luma(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    colour = np.random.default_rng(seed).random((1, 4, 8, 3), dtype=np.float32)
+    return colour, np.repeat(colour @ LUMA[:, None], 3, axis=-1)
+
+
+@pytest.mark.parametrize("name", sorted(GRAY_CASES))
+def test_grayscale_model_sees_luma_and_gives_gray(name: str):
+    """A 1-channel model (in_nc = out_nc = 1) runs on the image's luma, as chaiNNer does;
+    its output is replicated to R = G = B. Checked against an RGB twin computing the same."""
+    keys = GRAY_CASES[name]
+    gray = _gray(read_state(FIXTURES / name), *keys)
+    model, spec = archs.convert(gray)
+    assert (spec.in_nc, spec.out_nc) == (1, 1) and ", grayscale" in spec.describe()
+    twin, twin_spec = archs.convert(_rgb_twin(gray, *keys))
+    assert (twin_spec.scale, twin_spec.input_multiple) == (spec.scale, spec.input_multiple)
+    colour, luma = _colour_and_luma(spec.scale)
+    out = np.asarray(model(colour))
+    assert out.shape == (1, 4 * spec.scale, 8 * spec.scale, 3) and out.std() > 1e-3
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    assert np.abs(out - np.asarray(model(luma))).max() <= 1e-5  # only the luma counts
+    assert np.abs(out - np.asarray(twin(luma))).max() <= TOLERANCE
+
+
+def test_rrdbnet_between_gray_and_rgb():
+    """RRDBNet has no input skip, so gray -> RGB and RGB -> gray models run too."""
+    state = read_state(FIXTURES / "rrdb_basicsr_x4.pth")
+    colour, luma = _colour_and_luma(9)
+    rgb, _ = archs.convert(state)
+    gray_in = {**state, "conv_first.weight": state["conv_first.weight"][:, :1]}
+    model, spec = archs.convert(gray_in)
+    assert (spec.in_nc, spec.out_nc) == (1, 3) and ", 1 -> 3 channels" in spec.describe()
+    twin = {**state, "conv_first.weight": gray_in["conv_first.weight"] * LUMA[:, None, None]}
+    expected = np.asarray(archs.convert(twin)[0](colour))
+    assert np.abs(np.asarray(model(colour)) - expected).max() <= TOLERANCE
+    gray_out = {**state, "conv_last.weight": state["conv_last.weight"][:1]}
+    gray_out["conv_last.bias"] = state["conv_last.bias"][:1]
+    model, spec = archs.convert(gray_out)
+    assert (spec.in_nc, spec.out_nc) == (3, 1)
+    out = np.asarray(model(colour))
+    assert np.abs(out - np.asarray(rgb(colour))[..., :1]).max() <= TOLERANCE
+    np.testing.assert_array_equal(out[..., 2], out[..., 0])
+    assert np.abs(out - np.asarray(model(luma))).max() > 0.01  # colour matters here
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "last", "phases", "message"),
+    [
+        ("rrdb_basicsr_x4.pth", "conv_first", "conv_last", 4, "4 output channels; need 1"),
+        ("srvgg_x2.safetensors", "body.0", "body.8", 16, "takes 4 channels; need 1 or 3"),
+        ("msrresnet_x2.pth", "conv_first", "conv_last", 1, "3 input and 1 output channels"),
+        ("srvgg_x2.safetensors", None, "body.8", 4, "gives 4 channels, not 3 x scale"),
+    ],
+)
+def test_unsupported_channels_are_named(name, first, last, phases, message):
+    """RGBA models (4 channels), and a different channel count out than in where the
+    architecture adds its input to its output: one line naming the counts."""
+    state = read_state(FIXTURES / name)
+    nf = state[f"{last}.weight"].shape[1]
+    state[f"{last}.weight"] = np.zeros((phases, nf, 3, 3), np.float32)
+    state[f"{last}.bias"] = np.zeros(phases, np.float32)
+    if first is not None and phases == 16:  # 4 x scale**2: RGBA in and out
+        state[f"{first}.weight"] = np.zeros((nf, 4, 3, 3), np.float32)
+    with pytest.raises(ModelFileError, match=message) as err:
+        archs.identify(state)
+    assert "\n" not in str(err.value)
+
+
+def test_network_inside_a_wrapper_module_is_found():
+    """Lightning keeps a module's networks under their attribute names (``model.``,
+    ``net_g.``...) beside losses and discriminators: the one generator found is used; of
+    a network and its EMA copy, the EMA, as for ``params_ema``."""
+    state = read_state(FIXTURES / "rrdb_esrgan_x4.pth")  # keys model.0..., already "model."
+    extras = {"loss.vgg.0.weight": np.ones((2, 3, 3, 3), np.float32)}
+    wrapped = {**{f"model.{k}": v for k, v in state.items()}, **extras}
+    model, spec = archs.convert(wrapped)
+    assert spec.params["layout"] == "ESRGAN"
+    ref = np.load(FIXTURES / "rrdb_esrgan_x4.npz")
+    assert np.abs(np.asarray(model(ref["x"])) - ref["y"]).max() <= TOLERANCE
+    ema = {
+        **{f"net_g.{k}": v * 0 for k, v in state.items()},
+        **{f"net_g_ema.{k}": v for k, v in state.items()},
+    }
+    model, _ = archs.convert(ema)
+    assert np.abs(np.asarray(model(ref["x"])) - ref["y"]).max() <= TOLERANCE
+    two = {
+        **{f"gen_a.{k}": v for k, v in state.items()},
+        **{f"gen_b.{k}": v for k, v in state.items()},
+    }
+    with pytest.raises(ModelFileError, match=r"several networks \(gen_a\., gen_b\.\)"):
+        archs.identify(two)
 
 
 def test_spec_round_trip_and_description():
