@@ -12,8 +12,9 @@ Its TF1 checkpoint names variables ``generator/generator_unit/<stage>/...`` in T
 The LR input is fed in [0, 1] as is. BatchNorm (slim, inference mode, epsilon 0.001, no gamma
 unless the checkpoint has one) is folded into the conv before it, the shuffle's channel order
 (channel 4g + 2i + j -> phase (i, j) of output channel g, PyTorch's order) is permuted into
-``depth_to_space``'s, so the backend's native op does it (``layers.DepthToSpace``), and ``(y + 1) / 2`` is folded into the last conv, so the Keras twin is a
-plain conv/PReLU net that takes and gives [0, 1] like every other model here.
+``depth_to_space``'s, so the backend's native op does the shuffle (``layers.DepthToSpace``),
+and ``(y + 1) / 2`` is folded into the last conv, so the Keras twin is a plain conv/PReLU net
+that takes and gives [0, 1] like every other model here.
 """
 
 from __future__ import annotations
