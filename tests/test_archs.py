@@ -7,10 +7,12 @@ output on a random input; CI needs no torch. A real-size check runs where torch 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compact_x1_state
 
 from srgan_cli import archs
 from srgan_cli.archs import ModelSpec, srresnet
@@ -248,6 +250,75 @@ def test_network_inside_a_wrapper_module_is_found():
     }
     with pytest.raises(ModelFileError, match=r"several networks \(gen_a\., gen_b\.\)"):
         archs.identify(two)
+
+
+def _rrdb_state(dense: str, others: dict, nb: int, nf: int, gc: int, seed: int = 0) -> dict:
+    """A random RRDBNet state dict: ``dense`` formats a dense conv's prefix from the block,
+    dense block and conv numbers; ``others`` maps the other convs' prefixes to (out, in)."""
+    rng = np.random.default_rng(seed)
+    shapes = {
+        dense.format(b, r, c): (nf if c == 5 else gc, nf + (c - 1) * gc)
+        for b in range(nb)
+        for r in (1, 2, 3)
+        for c in range(1, 6)
+    }
+    state = {}
+    for prefix, (cout, cin) in {**shapes, **others}.items():
+        std = 1 / np.sqrt(9 * cin)
+        state[f"{prefix}.weight"] = rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32)
+        state[f"{prefix}.bias"] = rng.normal(0, 0.02, cout).astype(np.float32)
+    return state
+
+
+@pytest.mark.parametrize(("nb", "nf", "gc"), [(6, 64, 32), (3, 32, 16)])
+def test_rrdbnet_sizes_come_from_shapes(nb: int, nf: int, gc: int):
+    """Real-ESRGAN's RealESRGAN_x4plus_anime_6B (6 blocks), a narrower net (32 feat, 16)."""
+    convs = ("conv_body", "conv_up1", "conv_up2", "conv_hr")
+    others = {"conv_first": (nf, 3), **dict.fromkeys(convs, (nf, nf)), "conv_last": (3, nf)}
+    spec = archs.identify(_rrdb_state("body.{}.rdb{}.conv{}", others, nb, nf, gc))[1]
+    p = spec.params
+    assert (p["num_block"], p["num_feat"], p["num_grow_ch"], spec.scale) == (nb, nf, gc, 4)
+
+
+def test_old_esrgan_x1_without_upsampling():
+    """Old-arch 1x files (OpenModelDB's 1x_ restoration models): conv, trunk, HR conv at
+    model.2, LeakyReLU, last conv at model.4; no up stage, no unshuffle. The same weights
+    under BasicSR names give the same network."""
+    nb, nf, gc = 2, 8, 4
+    trunk = f"model.1.sub.{nb}"
+    names = {
+        "model.0": "conv_first",
+        trunk: "conv_body",
+        "model.2": "conv_hr",
+        "model.4": "conv_last",
+    }
+    others = {"model.0": (nf, 3), trunk: (nf, nf), "model.2": (nf, nf), "model.4": (3, nf)}
+    old = _rrdb_state("model.1.sub.{}.RDB{}.conv{}.0", others, nb, nf, gc, seed=3)
+    model, spec = archs.convert(old)
+    assert (spec.params["layout"], spec.params["num_block"], spec.scale) == ("ESRGAN", nb, 1)
+    basicsr = {}
+    for key, value in old.items():
+        head, kind = key.rsplit(".", 1)
+        dense = re.fullmatch(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0", head)
+        head = "body.{}.rdb{}.conv{}".format(*dense.groups()) if dense else names[head]
+        basicsr[f"{head}.{kind}"] = value
+    twin, twin_spec = archs.convert(basicsr)
+    assert twin_spec.params["layout"] == "BasicSR" and twin_spec.scale == 1
+    x = np.random.default_rng(4).random((1, 5, 7, 3), dtype=np.float32)
+    out = np.asarray(model(x))
+    assert out.shape == x.shape and out.std() > 1e-3
+    np.testing.assert_array_equal(out, np.asarray(twin(x)))
+
+
+def test_srvgg_release_shapes():
+    """realesr-animevideov3 (64 feat, 16 convs) and realesr-general-x4v3 (64, 32), x4."""
+    for num_conv in (16, 32):
+        state = compact_x1_state(nf=64, num_conv=num_conv)
+        last = 2 * num_conv + 2
+        state[f"body.{last}.weight"] = np.zeros((48, 64, 3, 3), np.float32)
+        state[f"body.{last}.bias"] = np.zeros(48, np.float32)
+        spec = archs.identify(state)[1]
+        assert (spec.params["num_feat"], spec.params["num_conv"], spec.scale) == (64, num_conv, 4)
 
 
 def test_spec_round_trip_and_description():
