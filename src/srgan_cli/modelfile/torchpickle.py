@@ -16,6 +16,7 @@ reader needs weights and finds a stand-in, ``foreign_name`` gives the name it re
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import math
 import pickle
@@ -161,7 +162,10 @@ class Foreign:
         pass
 
 
+@functools.lru_cache(maxsize=256)
 def _foreign(module: str, name: str) -> type[Foreign]:
+    """The stand-in class of one global (made once: a file naming one global many times
+    makes one class, not one per mention)."""
     return type("Foreign", (Foreign,), {"origin": f"{module}.{name}"})
 
 
