@@ -127,15 +127,22 @@ def test_srvgg_refuses_non_rgb_output():
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
 
-# fixture -> first conv, last conv, pixel-unshuffle factor, output channels per colour
-GRAY_CASES = {
-    "rrdb_basicsr_x4.pth": ("conv_first", "conv_last", 1, 1),
-    "rrdb_basicsr_x1.pth": ("conv_first", "conv_last", 4, 1),
-    "rrdb_esrgan_x2.pth": ("model.0", "model.7", 1, 1),
-    "rrdb_bsrgan_x2.pth": ("conv_first", "conv_last", 1, 1),
-    "srvgg_x2.safetensors": ("body.0", "body.8", 1, 4),
-    "msrresnet_x3.safetensors": ("conv_first", "conv_last", 1, 1),
-}
+# fixtures whose networks are cut to one channel, and their first and last convs
+ENDS = {"rrdb_esrgan_x2.pth": "model.0 model.7", "srvgg_x2.safetensors": "body.0 body.8"}
+GRAY_CASES = (
+    "rrdb_basicsr_x4.pth",
+    "rrdb_basicsr_x1.pth",
+    "rrdb_bsrgan_x2.pth",
+    "msrresnet_x3.safetensors",
+    *ENDS,
+)
+
+
+def _gray_keys(name: str) -> tuple[str, str, int, int]:
+    """First conv, last conv, pixel-unshuffle factor, output channels per colour."""
+    arch, _, scale, multiple = CASES[name]
+    first, last = ENDS.get(name, "conv_first conv_last").split()
+    return first, last, multiple, scale * scale if arch == "SRVGGNetCompact" else 1
 
 
 def _gray(state: dict, first: str, last: str, factor: int, phases: int) -> dict:
@@ -164,11 +171,11 @@ def _colour_and_luma(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return colour, np.repeat(colour @ LUMA[:, None], 3, axis=-1)
 
 
-@pytest.mark.parametrize("name", sorted(GRAY_CASES))
+@pytest.mark.parametrize("name", GRAY_CASES)
 def test_grayscale_model_sees_luma_and_gives_gray(name: str):
     """A 1-channel model (in_nc = out_nc = 1) runs on the image's luma, as chaiNNer does;
     its output is replicated to R = G = B. Checked against an RGB twin computing the same."""
-    keys = GRAY_CASES[name]
+    keys = _gray_keys(name)
     gray = _gray(read_state(FIXTURES / name), *keys)
     model, spec = archs.convert(gray)
     assert (spec.in_nc, spec.out_nc) == (1, 1) and ", grayscale" in spec.describe()
