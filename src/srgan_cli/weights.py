@@ -7,7 +7,6 @@ CLI can never silently run with wrong or random weights.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -200,7 +199,7 @@ def named_for(card: WeightCard, path: Path) -> WeightCard:
     from srgan_cli import importer
 
     source = {**card.source, "file": path.name}
-    return dataclasses.replace(card, name=importer.default_name(path), source=source)
+    return WeightCard(**{**vars(card), "name": importer.default_name(path), "source": source})
 
 
 def model_spec(path: Path) -> ModelSpec:

@@ -100,7 +100,9 @@ def count_from_zero(state: Iterable[str], pattern: str, what: str) -> int:
 def check_in(channels: int, key: str) -> int:
     """``channels`` if a network may read that many image channels (gray or RGB)."""
     if channels not in (1, 3):
-        raise ModelFileError(f"model file key {key} takes {channels} channels; need 1 or 3")
+        raise ModelFileError(
+            f"model file key {key} takes {channels} channels; need 1 or 3 (gray or RGB)"
+        )
     return channels
 
 
