@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import io
+import pickle
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -322,3 +325,72 @@ def hash_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(weights, "open", counting_open, raising=False)
     return counts
+
+
+class Global:
+    """A global pickled by name (``torch._utils._rebuild_tensor_v2``...), never imported."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.__name__ = module, name
+
+    def __call__(self, *args):  # save_reduce asks for a callable
+        raise AssertionError("a pickling stand-in, never called")
+
+
+class Foreign:
+    """An object of a class no model reader allows (Lightning's AttributeDict, omegaconf's
+    DictConfig, a loss module), pickled as protocol 2 pickles a dict subclass instance:
+    ``copyreg.__newobj__`` of the class, its items, then its ``__dict__`` state."""
+
+    def __init__(self, module: str, name: str, items: dict, state: dict | None = None) -> None:
+        self.cls, self.items, self.state = Global(module, name), items, state
+
+
+class _Storage:
+    def __init__(self, key: str, array: np.ndarray) -> None:
+        self.key, self.array = key, array
+
+
+class _TorchPickler(pickle._Pickler):
+    """The pure-Python pickler, writing numpy arrays as ``torch.save`` writes float tensors."""
+
+    def __init__(self, file: io.BytesIO, storages: dict[str, bytes]) -> None:
+        super().__init__(file, protocol=2)
+        self.storages = storages
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, Global):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.__name__}\n".encode())
+        elif isinstance(obj, np.ndarray):
+            array = np.ascontiguousarray(obj, "<f4")
+            storage = _Storage(str(len(self.storages)), array)
+            self.storages[storage.key] = array.tobytes()
+            strides = tuple(s // 4 for s in array.strides)
+            args = (storage, 0, array.shape, strides, False, {})
+            self.save_reduce(Global("torch._utils", "_rebuild_tensor_v2"), args)
+        elif isinstance(obj, Foreign):
+            items = iter(obj.items.items())
+            newobj = Global("copyreg", "__newobj__")
+            self.save_reduce(newobj, (obj.cls,), state=obj.state, dictitems=items)
+        else:
+            super().save(obj, save_persistent_id)
+
+    def persistent_id(self, obj):
+        if isinstance(obj, _Storage):
+            return ("storage", Global("torch", "FloatStorage"), obj.key, "cpu", obj.array.size)
+        return None
+
+
+def torch_save(path: Path, obj) -> Path:
+    """Write ``obj`` (dicts, lists, numbers, numpy arrays as float tensors, ``Foreign``
+    objects) laid out as ``torch.save`` does (zip format), without torch."""
+    storages: dict[str, bytes] = {}
+    pickled = io.BytesIO()
+    _TorchPickler(pickled, storages).dump(obj)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickled.getvalue())
+        archive.writestr("archive/byteorder", "little")
+        for key, raw in storages.items():
+            archive.writestr(f"archive/data/{key}", raw)
+    return path

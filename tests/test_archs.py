@@ -7,10 +7,12 @@ output on a random input; CI needs no torch. A real-size check runs where torch 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compact_x1_state
 
 from srgan_cli import archs
 from srgan_cli.archs import ModelSpec, srresnet
@@ -108,7 +110,11 @@ def test_unknown_architecture_lists_archs_and_keys():
 def test_rrdbnet_refuses_odd_input_channels():
     state = read_state(FIXTURES / "rrdb_basicsr_x4.pth")
     state["conv_first.weight"] = np.zeros((4, 5, 3, 3), np.float32)
-    with pytest.raises(ModelFileError, match="takes 5 channels; need 3, 12 or 48"):
+    with pytest.raises(ModelFileError, match=r"takes 5 channels; need 1 or 3 .* x4 or x16"):
+        archs.identify(state)
+    state["conv_first.weight"] = np.zeros((4, 12, 3, 3), np.float32)
+    state["conv_last.weight"] = np.zeros((1, 4, 3, 3), np.float32)  # RGB unshuffled, gray out?
+    with pytest.raises(ModelFileError, match="takes 12 channels"):
         archs.identify(state)
 
 
@@ -117,6 +123,209 @@ def test_srvgg_refuses_non_rgb_output():
     state["body.8.weight"] = np.zeros((10, 8, 3, 3), np.float32)
     with pytest.raises(ModelFileError, match="10 channels, not 3 x scale"):
         archs.identify(state)
+
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
+
+# fixtures whose networks are cut to one channel, and their first and last convs
+ENDS = {"rrdb_esrgan_x2.pth": "model.0 model.7", "srvgg_x2.safetensors": "body.0 body.8"}
+GRAY_CASES = (
+    "rrdb_basicsr_x4.pth",
+    "rrdb_basicsr_x1.pth",
+    "rrdb_bsrgan_x2.pth",
+    "msrresnet_x3.safetensors",
+    *ENDS,
+)
+
+
+def _gray_keys(name: str) -> tuple[str, str, int, int]:
+    """First conv, last conv, pixel-unshuffle factor, output channels per colour."""
+    arch, _, scale, multiple = CASES[name]
+    first, last = ENDS.get(name, "conv_first conv_last").split()
+    return first, last, multiple, scale * scale if arch == "SRVGGNetCompact" else 1
+
+
+def _gray(state: dict, first: str, last: str, factor: int, phases: int) -> dict:
+    """The fixture's network cut to one channel in and out (its red channel's weights)."""
+    return {
+        **state,
+        f"{first}.weight": state[f"{first}.weight"][:, : factor * factor],
+        f"{last}.weight": state[f"{last}.weight"][:phases],
+        f"{last}.bias": state[f"{last}.bias"][:phases],
+    }
+
+
+def _rgb_twin(gray: dict, first: str, last: str, factor: int, phases: int) -> dict:
+    """An RGB network that computes ``gray`` on the luma and gives it in all 3 channels
+    (pixel_unshuffle and pixel_shuffle number channels colour-major, c * phases + p)."""
+    return {
+        **gray,
+        f"{first}.weight": np.concatenate([gray[f"{first}.weight"] * w for w in LUMA], axis=1),
+        f"{last}.weight": np.concatenate([gray[f"{last}.weight"]] * 3),
+        f"{last}.bias": np.concatenate([gray[f"{last}.bias"]] * 3),
+    }
+
+
+def _colour_and_luma(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    colour = np.random.default_rng(seed).random((1, 4, 8, 3), dtype=np.float32)
+    return colour, np.repeat(colour @ LUMA[:, None], 3, axis=-1)
+
+
+@pytest.mark.parametrize("name", GRAY_CASES)
+def test_grayscale_model_sees_luma_and_gives_gray(name: str):
+    """A 1-channel model (in_nc = out_nc = 1) runs on the image's luma, as chaiNNer does;
+    its output is replicated to R = G = B. Checked against an RGB twin computing the same."""
+    keys = _gray_keys(name)
+    gray = _gray(read_state(FIXTURES / name), *keys)
+    model, spec = archs.convert(gray)
+    assert (spec.in_nc, spec.out_nc) == (1, 1) and ", grayscale" in spec.describe()
+    twin, twin_spec = archs.convert(_rgb_twin(gray, *keys))
+    assert (twin_spec.scale, twin_spec.input_multiple) == (spec.scale, spec.input_multiple)
+    colour, luma = _colour_and_luma(spec.scale)
+    out = np.asarray(model(colour))
+    assert out.shape == (1, 4 * spec.scale, 8 * spec.scale, 3) and out.std() > 1e-3
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    assert np.abs(out - np.asarray(model(luma))).max() <= 1e-5  # only the luma counts
+    assert np.abs(out - np.asarray(twin(luma))).max() <= TOLERANCE
+
+
+def test_rrdbnet_between_gray_and_rgb():
+    """RRDBNet has no input skip, so gray -> RGB and RGB -> gray models run too."""
+    state = read_state(FIXTURES / "rrdb_basicsr_x4.pth")
+    colour, luma = _colour_and_luma(9)
+    rgb, _ = archs.convert(state)
+    gray_in = {**state, "conv_first.weight": state["conv_first.weight"][:, :1]}
+    model, spec = archs.convert(gray_in)
+    assert (spec.in_nc, spec.out_nc) == (1, 3) and ", 1 -> 3 channels" in spec.describe()
+    twin = {**state, "conv_first.weight": gray_in["conv_first.weight"] * LUMA[:, None, None]}
+    expected = np.asarray(archs.convert(twin)[0](colour))
+    assert np.abs(np.asarray(model(colour)) - expected).max() <= TOLERANCE
+    gray_out = {**state, "conv_last.weight": state["conv_last.weight"][:1]}
+    gray_out["conv_last.bias"] = state["conv_last.bias"][:1]
+    model, spec = archs.convert(gray_out)
+    assert (spec.in_nc, spec.out_nc) == (3, 1)
+    out = np.asarray(model(colour))
+    assert np.abs(out - np.asarray(rgb(colour))[..., :1]).max() <= TOLERANCE
+    np.testing.assert_array_equal(out[..., 2], out[..., 0])
+    assert np.abs(out - np.asarray(model(luma))).max() > 0.01  # colour matters here
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "last", "phases", "message"),
+    [
+        ("rrdb_basicsr_x4.pth", "conv_first", "conv_last", 4, "4 output channels; need 1"),
+        ("srvgg_x2.safetensors", "body.0", "body.8", 16, "takes 4 channels; need 1 or 3"),
+        ("msrresnet_x2.pth", "conv_first", "conv_last", 1, "3 input and 1 output channels"),
+        ("srvgg_x2.safetensors", None, "body.8", 4, "gives 4 channels, not 3 x scale"),
+    ],
+)
+def test_unsupported_channels_are_named(name, first, last, phases, message):
+    """RGBA models (4 channels), and a different channel count out than in where the
+    architecture adds its input to its output: one line naming the counts."""
+    state = read_state(FIXTURES / name)
+    nf = state[f"{last}.weight"].shape[1]
+    state[f"{last}.weight"] = np.zeros((phases, nf, 3, 3), np.float32)
+    state[f"{last}.bias"] = np.zeros(phases, np.float32)
+    if first is not None and phases == 16:  # 4 x scale**2: RGBA in and out
+        state[f"{first}.weight"] = np.zeros((nf, 4, 3, 3), np.float32)
+    with pytest.raises(ModelFileError, match=message) as err:
+        archs.identify(state)
+    assert "\n" not in str(err.value)
+
+
+def test_network_inside_a_wrapper_module_is_found():
+    """Lightning keeps a module's networks under their attribute names (``model.``,
+    ``net_g.``...) beside losses and discriminators: the one generator found is used; of
+    a network and its EMA copy, the EMA, as for ``params_ema``."""
+    state = read_state(FIXTURES / "rrdb_esrgan_x4.pth")  # keys model.0..., already "model."
+    extras = {"loss.vgg.0.weight": np.ones((2, 3, 3, 3), np.float32)}
+    wrapped = {**{f"model.{k}": v for k, v in state.items()}, **extras}
+    model, spec = archs.convert(wrapped)
+    assert spec.params["layout"] == "ESRGAN"
+    ref = np.load(FIXTURES / "rrdb_esrgan_x4.npz")
+    assert np.abs(np.asarray(model(ref["x"])) - ref["y"]).max() <= TOLERANCE
+    ema = {
+        **{f"net_g.{k}": v * 0 for k, v in state.items()},
+        **{f"net_g_ema.{k}": v for k, v in state.items()},
+    }
+    model, _ = archs.convert(ema)
+    assert np.abs(np.asarray(model(ref["x"])) - ref["y"]).max() <= TOLERANCE
+    two = {
+        **{f"gen_a.{k}": v for k, v in state.items()},
+        **{f"gen_b.{k}": v for k, v in state.items()},
+    }
+    with pytest.raises(ModelFileError, match=r"several networks \(gen_a\., gen_b\.\)"):
+        archs.identify(two)
+
+
+def _rrdb_state(dense: str, others: dict, nb: int, nf: int, gc: int, seed: int = 0) -> dict:
+    """A random RRDBNet state dict: ``dense`` formats a dense conv's prefix from the block,
+    dense block and conv numbers; ``others`` maps the other convs' prefixes to (out, in)."""
+    rng = np.random.default_rng(seed)
+    shapes = {
+        dense.format(b, r, c): (nf if c == 5 else gc, nf + (c - 1) * gc)
+        for b in range(nb)
+        for r in (1, 2, 3)
+        for c in range(1, 6)
+    }
+    state = {}
+    for prefix, (cout, cin) in {**shapes, **others}.items():
+        std = 1 / np.sqrt(9 * cin)
+        state[f"{prefix}.weight"] = rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32)
+        state[f"{prefix}.bias"] = rng.normal(0, 0.02, cout).astype(np.float32)
+    return state
+
+
+@pytest.mark.parametrize(("nb", "nf", "gc"), [(6, 64, 32), (3, 32, 16)])
+def test_rrdbnet_sizes_come_from_shapes(nb: int, nf: int, gc: int):
+    """Real-ESRGAN's RealESRGAN_x4plus_anime_6B (6 blocks), a narrower net (32 feat, 16)."""
+    convs = ("conv_body", "conv_up1", "conv_up2", "conv_hr")
+    others = {"conv_first": (nf, 3), **dict.fromkeys(convs, (nf, nf)), "conv_last": (3, nf)}
+    spec = archs.identify(_rrdb_state("body.{}.rdb{}.conv{}", others, nb, nf, gc))[1]
+    p = spec.params
+    assert (p["num_block"], p["num_feat"], p["num_grow_ch"], spec.scale) == (nb, nf, gc, 4)
+
+
+def test_old_esrgan_x1_without_upsampling():
+    """Old-arch 1x files (OpenModelDB's 1x_ restoration models): conv, trunk, HR conv at
+    model.2, LeakyReLU, last conv at model.4; no up stage, no unshuffle. The same weights
+    under BasicSR names give the same network."""
+    nb, nf, gc = 2, 8, 4
+    trunk = f"model.1.sub.{nb}"
+    names = {
+        "model.0": "conv_first",
+        trunk: "conv_body",
+        "model.2": "conv_hr",
+        "model.4": "conv_last",
+    }
+    others = {"model.0": (nf, 3), trunk: (nf, nf), "model.2": (nf, nf), "model.4": (3, nf)}
+    old = _rrdb_state("model.1.sub.{}.RDB{}.conv{}.0", others, nb, nf, gc, seed=3)
+    model, spec = archs.convert(old)
+    assert (spec.params["layout"], spec.params["num_block"], spec.scale) == ("ESRGAN", nb, 1)
+    basicsr = {}
+    for key, value in old.items():
+        head, kind = key.rsplit(".", 1)
+        dense = re.fullmatch(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0", head)
+        head = "body.{}.rdb{}.conv{}".format(*dense.groups()) if dense else names[head]
+        basicsr[f"{head}.{kind}"] = value
+    twin, twin_spec = archs.convert(basicsr)
+    assert twin_spec.params["layout"] == "BasicSR" and twin_spec.scale == 1
+    x = np.random.default_rng(4).random((1, 5, 7, 3), dtype=np.float32)
+    out = np.asarray(model(x))
+    assert out.shape == x.shape and out.std() > 1e-3
+    np.testing.assert_array_equal(out, np.asarray(twin(x)))
+
+
+def test_srvgg_release_shapes():
+    """realesr-animevideov3 (64 feat, 16 convs) and realesr-general-x4v3 (64, 32), x4."""
+    for num_conv in (16, 32):
+        state = compact_x1_state(nf=64, num_conv=num_conv)
+        last = 2 * num_conv + 2
+        state[f"body.{last}.weight"] = np.zeros((48, 64, 3, 3), np.float32)
+        state[f"body.{last}.bias"] = np.zeros(48, np.float32)
+        spec = archs.identify(state)[1]
+        assert (spec.params["num_feat"], spec.params["num_conv"], spec.scale) == (64, num_conv, 4)
 
 
 def test_spec_round_trip_and_description():

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import compact_x1_state, rrdbnet_x2_state, save_safetensors, settled_copy
+from conftest import compact_x1_state, rrdbnet_x2_state, save_safetensors, settled_copy, torch_save
+from PIL import Image
 
 from srgan_cli import importer, weights
 from srgan_cli.cli import main
@@ -172,3 +173,91 @@ def test_info_hashes_the_file_once(rrdb_x2_file, tmp_path, hash_reads):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["sha256"] == weights.sha256_of(rrdb_x2_file)
     assert hash_reads["model.safetensors"] == 1
+
+
+def _lightning_ckpt(path, state: dict):
+    """A Lightning-style checkpoint: the generator under ``state_dict`` as ``net_g.``, with a
+    discriminator beside it and hyper-parameters of a class no reader builds."""
+    from conftest import Foreign
+
+    weights = {f"net_g.{k}": v for k, v in state.items()}
+    weights["net_d.conv0.weight"] = np.ones((4, 3, 3, 3), np.float32)
+    hparams = Foreign("omegaconf.dictconfig", "DictConfig", {"scale": 1})
+    return torch_save(path, {"epoch": 2, "state_dict": weights, "hyper_parameters": hparams})
+
+
+def _report_model(report) -> str:
+    data = json.loads(report.read_text())
+    assert data["images"][0]["model"] == data["model"]
+    return data["model"]
+
+
+@pytest.mark.parametrize("name", ["compact.pt", "epoch=2-step=400.ckpt", "4x-Sharp.v2.pth"])
+def test_torch_suffixes_work_everywhere(tmp_path, rgb_png, name):
+    """``.pt`` and ``.ckpt`` go through --weights, import and info like ``.pth``; the name
+    (cards, reports) is the file's name without its suffix only, dots kept."""
+    path = _lightning_ckpt(tmp_path / name, compact_x1_state())
+    stem = name.rsplit(".", 1)[0]
+    info = srgan("info", path, "--json")
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["name"] == stem
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    done = srgan("upscale", rgb_png, "--weights", path, "-o", out, "--report", report)
+    assert done.exit_code == 0, done.output
+    assert Image.open(out).size == Image.open(rgb_png).size  # x1
+    assert _report_model(report) == stem
+    imported = srgan("import", path, "-o", tmp_path / "m.weights.h5")
+    assert imported.exit_code == 0, imported.output
+    card = weights.WeightCard.read(tmp_path / "m.json")
+    assert card.name == stem and card.source["file"] == name
+
+
+def test_renamed_copy_is_named_by_itself(compact_x1_file, tmp_path, rgb_png):
+    """The cache is keyed by content: a renamed copy finds the first name's conversion, but
+    its reports and ``info`` name the file given."""
+    first = srgan("upscale", rgb_png, "--weights", compact_x1_file, "-o", tmp_path / "a.png")
+    assert first.exit_code == 0, first.output
+    copy = tmp_path / "mine.safetensors"
+    copy.write_bytes(compact_x1_file.read_bytes())
+    report = tmp_path / "r.json"
+    done = srgan(
+        "upscale", rgb_png, "--weights", copy, "-o", tmp_path / "b.png", "--report", report
+    )
+    assert done.exit_code == 0, done.output
+    assert _report_model(report) == "mine"
+    data = json.loads(srgan("info", copy, "--json").output)
+    assert data["name"] == "mine" and data["source"]["file"] == "mine.safetensors"
+
+
+def _gray_compact(state: dict) -> dict:
+    """``compact_x1_state`` cut to one channel in and out: a grayscale x1 model."""
+    last = max(int(k.split(".")[1]) for k in state)
+    gray = {**state, "body.0.weight": state["body.0.weight"][:, :1]}
+    gray[f"body.{last}.weight"] = state[f"body.{last}.weight"][:1]
+    gray[f"body.{last}.bias"] = state[f"body.{last}.bias"][:1]
+    return gray
+
+
+def test_grayscale_model_on_colour_and_gray_images(tmp_path, rgb_png, gray_png):
+    """A 1-channel model reads a colour image's luma and writes it gray (R = G = B, in the
+    input's mode); a gray image stays one channel."""
+    path = save_safetensors(tmp_path / "1x_gray.safetensors", _gray_compact(compact_x1_state()))
+    info = srgan("info", path)
+    assert info.exit_code == 0 and "grayscale" in info.output, info.output
+    for source in (rgb_png, gray_png):
+        out = tmp_path / f"up_{source.name}"
+        done = srgan("upscale", source, "--weights", path, "-o", out)
+        assert done.exit_code == 0, done.output
+        image = Image.open(out)
+        assert image.mode == Image.open(source).mode and image.size == Image.open(source).size
+        pixels = np.asarray(image.convert("RGB"))
+        assert np.array_equal(pixels[..., 0], pixels[..., 2]) and pixels.std() > 1
+
+
+def test_rgba_model_exit_2(tmp_path, rgb_png):
+    state = compact_x1_state()
+    state["body.0.weight"] = np.zeros((8, 4, 3, 3), np.float32)
+    path = save_safetensors(tmp_path / "rgba.safetensors", state)
+    for command in (("info", path), ("upscale", rgb_png, "--weights", path)):
+        line = _one_line_exit_2(srgan(*command))
+        assert "rgba.safetensors" in line and "takes 4 channels; need 1 or 3" in line

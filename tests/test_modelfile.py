@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Foreign, compact_x1_state, torch_save
 
 from srgan_cli.errors import ModelFileError
 from srgan_cli.modelfile import read_state, torchpickle, unwrap
@@ -93,6 +94,61 @@ def test_unwrap_prefers_params_ema_and_strips_module():
     assert list(unwrap({"net": {"w": a}, "step": 7})) == ["w"]
     with pytest.raises(ModelFileError, match=r"no tensors found .*keys epoch, lr"):
         unwrap({"epoch": 3, "lr": 0.1})
+    # plain PyTorch training scripts, and spandrel's spelling of Real-ESRGAN's key
+    assert unwrap({"model_state_dict": {"w": a}, "optimizer_state_dict": {"v": b}})["w"] is a
+    assert unwrap({"params-ema": {"x": a}, "params": {"x": b}})["x"] is a
+
+
+def _lightning_checkpoint(state: dict) -> dict:
+    """What Lightning's ``Trainer.save_checkpoint`` writes: the module's tensors under
+    ``state_dict``, plus optimizer and scheduler states, callbacks, and hyper-parameters that
+    are often objects of Lightning's or omegaconf's classes."""
+    first = next(iter(state.values()))
+    return {
+        "epoch": 3,
+        "global_step": 1200,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {f"model.{k}": v for k, v in state.items()},
+        "loops": {"fit_loop": {"epoch_progress": {"total": {"ready": 4}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': 'psnr'}": {"best_model_score": first[0, 0]}},
+        "optimizer_states": [
+            {"state": {0: {"step": first[0, 0, 0], "exp_avg": first}}, "param_groups": []}
+        ],
+        "lr_schedulers": [{"milestones": {400: 1}, "gamma": 0.5}],
+        "hparams_name": "kwargs",
+        "hyper_parameters": Foreign(
+            "lightning.fabric.utilities.data", "AttributeDict", {"lr": 2e-4}, {"x": 1}
+        ),
+        "hyper_parameters_type": Foreign("omegaconf.dictconfig", "DictConfig", {}),
+    }
+
+
+def test_lightning_checkpoint_reads_its_state_dict(tmp_path: Path):
+    """Objects outside the allow-list stay inert stand-ins (never imported or called): a
+    file is refused for one only when the weights need it."""
+    state = compact_x1_state()
+    path = torch_save(tmp_path / "epoch=3-step=1200.ckpt", _lightning_checkpoint(state))
+    got = read_state(path)
+    assert list(got) == [f"model.{k}" for k in state]
+    for key, value in state.items():
+        np.testing.assert_array_equal(got[f"model.{key}"], value)
+
+
+def test_object_among_the_weights_is_refused_by_name(tmp_path: Path):
+    state = {**compact_x1_state(), "body.2.bias": Foreign("mylib.layers", "Quantized", {})}
+    msg = _one_line_error(torch_save(tmp_path / "q.pth", {"params": state}))
+    assert "refusing mylib.layers.Quantized" in msg
+
+
+def test_torchscript_archive_is_named(tmp_path: Path):
+    """A ``torch.jit.save`` file holds code as well as a pickle: say so, and what to do."""
+    path = tmp_path / "traced.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("traced/data.pkl", pickle.dumps({}, protocol=2))
+        archive.writestr("traced/constants.pkl", pickle.dumps((), protocol=2))
+        archive.writestr("traced/code/__torch__/net.py", "def forward(self, x): ...")
+    msg = _one_line_error(path)
+    assert "TorchScript" in msg and "state_dict" in msg
 
 
 @pytest.mark.parametrize("layout", [_torch_zip, _legacy])

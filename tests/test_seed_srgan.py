@@ -8,6 +8,7 @@ from conftest import seed_variables, write_tf1_checkpoint
 
 from srgan_cli import archs
 from srgan_cli.archs import seed_srgan
+from srgan_cli.archs.layers import DepthToSpace
 from srgan_cli.errors import ModelFileError
 from srgan_cli.modelfile.tfckpt import checkpoint_files, checkpoint_prefix, read_checkpoint
 
@@ -84,6 +85,8 @@ def test_import_matches_the_seed_graph(tmp_path, seed_checkpoint, stages):
         prefix = write_tf1_checkpoint(tmp_path / "x2", variables)
     model, spec = archs.convert(read_checkpoint(prefix))
     assert spec.scale == 2**stages
+    shuffles = [model.get_layer(f"up{k}_shuffle") for k in range(stages)]
+    assert all(isinstance(layer, DepthToSpace) for layer in shuffles)  # native, as the others
     assert model.count_params() == spec.num_params
     lr = np.random.default_rng(3).uniform(0, 1, (1, 13, 11, 3)).astype(np.float32)
     expected = reference(variables, lr, spec.params["num_block"], stages)

@@ -9,8 +9,10 @@ converts once and afterwards loads as fast as a shipped model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,7 +83,18 @@ def inspect(path: Path) -> ModelSpec:
     """Architecture, hyper-parameters and scale of a model file, without building a model."""
     from srgan_cli.archs import identify
 
-    return identify(read_state(path))[1]
+    state = read_state(path)
+    with _naming(path):
+        return identify(state)[1]
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A ModelFileError raised inside names the file first, as the readers' errors do."""
+    try:
+        yield
+    except ModelFileError as err:
+        raise ModelFileError(f"{path.name}: {err}") from None
 
 
 def check_converted(model: keras.Model, spec: ModelSpec) -> None:
@@ -112,8 +125,10 @@ def import_file(
     if not out.name.endswith(WEIGHTS_SUFFIX):
         raise ModelFileError(f"output {out} must end in {WEIGHTS_SUFFIX}")
     source_sha = source_sha or source_sha256(path)
-    model, spec = convert(read_state(path))
-    check_converted(model, spec)
+    state = read_state(path)
+    with _naming(path):
+        model, spec = convert(state)
+        check_converted(model, spec)
     card = WeightCard(
         name=name or default_name(path),
         architecture=spec.to_dict(),
@@ -135,8 +150,9 @@ def import_file(
 
 
 def default_name(path: Path) -> str:
-    """``RealESRGAN_x4plus`` for ``RealESRGAN_x4plus.pth``; ``model`` for ``model.index``."""
-    return path.name.split(".")[0] or path.name
+    """The file's name less its suffix, other dots kept: ``4x-UltraSharp.v2`` for
+    ``4x-UltraSharp.v2.pth``; ``model`` for a TF checkpoint's ``model.index``."""
+    return path.stem or path.name
 
 
 def cache_path(path: Path, source_sha: str | None = None) -> Path:

@@ -55,7 +55,14 @@ from srgan_cli.tiling import (
     plan_tiles,
     upscale_tiled,
 )
-from srgan_cli.weights import OWN_ARCH, WeightCard, load_generator, resolve, spec_of
+from srgan_cli.weights import (
+    OWN_ARCH,
+    WeightCard,
+    load_generator,
+    named_for,
+    resolve,
+    spec_of,
+)
 
 if TYPE_CHECKING:
     from srgan_cli.modelset import AnyUpscaler
@@ -159,7 +166,7 @@ class Upscaler:
         self.path: Path = resolve(model, weights)
         policy = "mixed_bfloat16" if self.precision_used == "bf16" else None
         network, card = load_generator(self.path, dtype_policy=policy)
-        self.card: WeightCard = card
+        self.card: WeightCard = named_for(card, self.path)
         self.spec = spec_of(card)
         self.scale: int = self.spec.scale
         if self.spec.arch == OWN_ARCH:

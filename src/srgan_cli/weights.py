@@ -219,9 +219,21 @@ def card_for(path: Path) -> WeightCard:
 
     converted = importer.cache_path(path)
     if card_path(converted).is_file():
-        return WeightCard.read(card_path(converted))
+        return named_for(WeightCard.read(card_path(converted)), path)
     spec = importer.inspect(path)
     return WeightCard(importer.default_name(path), spec.to_dict(), sha256="")
+
+
+def named_for(card: WeightCard, path: Path) -> WeightCard:
+    """``card`` naming the file ``path`` it was loaded for. A foreign file's conversion is
+    cached by content, so a renamed copy finds the card its first name wrote; reports and
+    ``info`` should name the file the user gave (ours are named by their card)."""
+    if is_ours(path) or not card.source:
+        return card
+    from srgan_cli import importer
+
+    source = {**card.source, "file": path.name}
+    return WeightCard(**{**vars(card), "name": importer.default_name(path), "source": source})
 
 
 def model_spec(path: Path) -> ModelSpec:

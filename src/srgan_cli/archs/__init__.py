@@ -6,6 +6,10 @@ shapes (``ModelSpec``), builds a Keras 3 model with the same forward pass, and c
 weights in (transposing convs to HWIO and permuting channels around pixel (un)shuffles, so
 nothing is gathered at run time). This module stays numpy-only at import; Keras is imported
 by ``build``/``load``, so reading and identifying a file is cheap.
+
+Every built model takes and gives RGB. A grayscale model (1 channel in, 1 out: ``in_nc`` and
+``out_nc`` in the spec's params) sees the input's ITU-R BT.601 luma and its output is copied
+to R, G and B, as chaiNNer runs one on a colour image (``layers.image_input/image_output``).
 """
 
 from __future__ import annotations
@@ -42,11 +46,24 @@ class ModelSpec:
     input_multiple: int = 1
     num_params: int = 0
 
+    @property
+    def in_nc(self) -> int:
+        """Image channels the network reads: 3 (RGB) or 1 (luma)."""
+        return int(self.params.get("in_nc", 3))
+
+    @property
+    def out_nc(self) -> int:
+        """Image channels the network gives: 3 (RGB) or 1 (gray, copied to RGB)."""
+        return int(self.params.get("out_nc", 3))
+
     def describe(self) -> str:
         """One line for ``srgan info`` and the card, e.g. 'RRDBNet 23 blocks, 64 feat, x4, ...'."""
         parts = [f"{self.params[k]} {label}" for k, label in _LABELS if k in self.params]
         head = self.arch + (f" ({self.params['layout']} keys)" if "layout" in self.params else "")
         parts.append(f"x{self.scale}")
+        if (self.in_nc, self.out_nc) != (3, 3):
+            same = self.in_nc == self.out_nc == 1
+            parts.append("grayscale" if same else f"{self.in_nc} -> {self.out_nc} channels")
         if self.num_params >= 100_000:
             parts.append(f"{self.num_params / 1e6:.1f} M params")
         elif self.num_params:
@@ -94,13 +111,45 @@ def arch_named(name: str) -> Arch:
     raise ModelFileError(f"unknown architecture {name!r}: supported {_supported()}")
 
 
-def identify(state: Mapping[str, np.ndarray]) -> tuple[Arch, ModelSpec]:
-    """The first registered architecture whose key signature fits, and its inferred spec."""
+def find(state: Mapping[str, np.ndarray]) -> tuple[Arch, StateDict]:
+    """The architecture of ``state`` and the tensors it reads: all of them, or those below
+    one prefix, the network's attribute in a wrapper such as a Lightning module (``model.``,
+    ``net_g.``), beside losses or a discriminator. Of several networks, an EMA copy is taken,
+    as ``params_ema`` is; any other choice is the user's."""
+    found = _search(state, "")
+    if len(found) > 1:
+        ema = [prefix for prefix in found if "ema" in prefix.lower()]
+        if len(ema) != 1:
+            names = ", ".join(found)
+            raise ModelFileError(f"model file holds several networks ({names}): keep one")
+        found = {ema[0]: found[ema[0]]}
+    if not found:
+        first = ", ".join(list(state)[:5]) or "(none)"
+        raise ModelFileError(f"unknown architecture: supported {_supported()}; first keys: {first}")
+    return next(iter(found.values()))
+
+
+def _search(state: Mapping[str, np.ndarray], prefix: str) -> dict[str, tuple[Arch, StateDict]]:
+    """``{prefix: (arch, its tensors)}`` for ``state`` if an architecture fits it whole,
+    else for each sub-tree of keys sharing a first dotted name that one fits."""
     for arch in ARCHS:
         if arch.matches(state):
-            return arch, arch.spec(state)
-    first = ", ".join(list(state)[:5]) or "(none)"
-    raise ModelFileError(f"unknown architecture: supported {_supported()}; first keys: {first}")
+            return {prefix: (arch, dict(state))}
+    groups: dict[str, StateDict] = {}
+    for key, value in state.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            groups.setdefault(head, {})[rest] = value
+    found: dict[str, tuple[Arch, StateDict]] = {}
+    for head, sub in groups.items():
+        found.update(_search(sub, f"{prefix}{head}."))
+    return found
+
+
+def identify(state: Mapping[str, np.ndarray]) -> tuple[Arch, ModelSpec]:
+    """The first registered architecture whose key signature fits (``find``), and its spec."""
+    arch, tensors = find(state)
+    return arch, arch.spec(tensors)
 
 
 def convert(
@@ -109,10 +158,11 @@ def convert(
     """Identify ``state``, build the Keras model (under ``dtype_policy``) and load it."""
     from srgan_cli.model import policy_scope
 
-    arch, spec = identify(state)
+    arch, tensors = find(state)
+    spec = arch.spec(tensors)
     with policy_scope(dtype_policy):
         model = arch.build(spec)
-    arch.load(model, spec, state)
+    arch.load(model, spec, tensors)
     return model, spec
 
 

@@ -97,9 +97,34 @@ def count_from_zero(state: Iterable[str], pattern: str, what: str) -> int:
     return len(found)
 
 
-def rgb_out(channels: int, key: str) -> None:
-    if channels != 3:
-        raise ModelFileError(f"model file key {key} gives {channels} output channels; need RGB (3)")
+def check_in(channels: int, key: str) -> int:
+    """``channels`` if a network may read that many image channels (gray or RGB)."""
+    if channels not in (1, 3):
+        raise ModelFileError(
+            f"model file key {key} takes {channels} channels; need 1 or 3 (gray or RGB)"
+        )
+    return channels
+
+
+def check_out(channels: int, key: str) -> int:
+    """``channels`` if a network may give that many image channels (gray or RGB)."""
+    if channels not in (1, 3):
+        raise ModelFileError(
+            f"model file key {key} gives {channels} output channels; need 1 (gray) or 3 (RGB)"
+        )
+    return channels
+
+
+def channel_params(in_nc: int, out_nc: int, skip: str | None = None) -> dict[str, int]:
+    """A spec's image-channel params: none for RGB to RGB (as every card before gray models
+    had), else ``in_nc`` and ``out_nc``. ``skip``: the architecture's name if it adds its
+    upsampled input to its output, which needs as many channels out as in."""
+    if skip is not None and in_nc != out_nc:
+        raise ModelFileError(
+            f"{skip} with {in_nc} input and {out_nc} output channels: its input skip needs "
+            "them equal"
+        )
+    return {} if in_nc == out_nc == 3 else {"in_nc": in_nc, "out_nc": out_nc}
 
 
 def _shape(state: Mapping[str, np.ndarray], key: str) -> tuple[int, ...]:

@@ -135,5 +135,42 @@ def leaky(slope: float, name: str) -> layers.LeakyReLU:
     return layers.LeakyReLU(negative_slope=slope, name=name)
 
 
-def rgb_input() -> keras.KerasTensor:
-    return keras.Input(shape=(None, None, 3), name="lr")
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights of R, G, B: Pillow's convert("L"), OpenCV's (chaiNNer's) gray."""
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli.archs")
+class Luma(layers.Layer):
+    """RGB -> one luma channel, what a grayscale model reads of a colour image."""
+
+    def call(self, x):
+        weights = ops.convert_to_tensor(np.array(LUMA, np.float32), x.dtype)
+        return ops.sum(x * weights, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+
+@keras.saving.register_keras_serializable(package="srgan_cli.archs")
+class GrayToRGB(layers.Layer):
+    """One channel -> R = G = B, so a grayscale model's output is written like any other."""
+
+    def call(self, x):
+        return ops.concatenate([x, x, x], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)
+
+
+def image_input(spec: Any) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The model's RGB input, and what its network reads: the input, or its luma when the
+    network takes one channel (``spec.in_nc``). Float32 under ``mixed_bfloat16``."""
+    inputs = keras.Input(shape=(None, None, 3), name="lr")
+    if spec.in_nc == 1:
+        return inputs, Luma(name="luma", dtype="float32")(inputs)
+    return inputs, inputs
+
+
+def image_output(x: keras.KerasTensor, spec: Any) -> keras.KerasTensor:
+    """The network's output as RGB: a one-channel one (``spec.out_nc``) copied to all three."""
+    return GrayToRGB(name="gray_to_rgb", dtype="float32")(x) if spec.out_nc == 1 else x

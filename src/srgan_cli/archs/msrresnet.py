@@ -48,9 +48,10 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
                 f"model file key upconv1.weight has {T.first_dim(state, 'upconv1.weight')} "
                 f"outputs; MSRResNet needs {4 * num_feat} or {9 * num_feat}"
             )
-    T.rgb_out(T.first_dim(state, "conv_last.weight"), "conv_last.weight")
+    out_nc = T.check_out(T.first_dim(state, "conv_last.weight"), "conv_last.weight")
+    in_nc = T.check_in(T.conv_in(state, "conv_first.weight"), "conv_first.weight")
     num_block = T.count_from_zero(state, r"body\.(\d+)\.conv1\.weight", "residual blocks")
-    params = {"num_block": num_block, "num_feat": num_feat}
+    params = {"num_block": num_block, "num_feat": num_feat, **T.channel_params(in_nc, out_nc, NAME)}
     return ModelSpec(NAME, params, scale, 1, T.total_size(state))
 
 
@@ -59,11 +60,18 @@ def build(spec: ModelSpec) -> keras.Model:
     import keras
     from keras import layers
 
-    from srgan_cli.archs.layers import BilinearUpsample, DepthToSpace, conv3, leaky, rgb_input
+    from srgan_cli.archs.layers import (
+        BilinearUpsample,
+        DepthToSpace,
+        conv3,
+        image_input,
+        image_output,
+        leaky,
+    )
 
     nf = spec.params["num_feat"]
-    inputs = rgb_input()
-    x = leaky(0.1, "conv_first_act")(conv3(nf, "conv_first", "float32")(inputs))
+    inputs, image = image_input(spec)
+    x = leaky(0.1, "conv_first_act")(conv3(nf, "conv_first", "float32")(image))
     for b in range(spec.params["num_block"]):
         y = layers.ReLU(name=f"body_{b}_act")(conv3(nf, f"body_{b}_conv1")(x))
         x = layers.Add(name=f"body_{b}_add")([x, conv3(nf, f"body_{b}_conv2")(y)])
@@ -71,16 +79,16 @@ def build(spec: ModelSpec) -> keras.Model:
         x = conv3(nf * factor * factor, f"upconv{i}")(x)
         x = leaky(0.1, f"upconv{i}_act")(DepthToSpace(factor, name=f"shuffle{i}")(x))
     x = leaky(0.1, "conv_hr_act")(conv3(nf, "conv_hr")(x))
-    x = conv3(3, "conv_last", "float32")(x)
+    x = conv3(spec.out_nc, "conv_last", "float32")(x)
     base = BilinearUpsample(spec.scale, name="base", dtype="float32")
-    outputs = layers.Add(name="residual", dtype="float32")([x, base(inputs)])
-    return keras.Model(inputs, outputs, name="msrresnet")
+    outputs = layers.Add(name="residual", dtype="float32")([x, base(image)])
+    return keras.Model(inputs, image_output(outputs, spec), name="msrresnet")
 
 
 def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     nf = spec.params["num_feat"]
     reader = T.Reader(state, NAME)
-    out = {"conv_first": reader.conv("conv_first", nf, 3)}
+    out = {"conv_first": reader.conv("conv_first", nf, spec.in_nc)}
     for b in range(spec.params["num_block"]):
         for c in (1, 2):
             out[f"body_{b}_conv{c}"] = reader.conv(f"body.{b}.conv{c}", nf, nf)
@@ -88,7 +96,7 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
         up = reader.conv(f"upconv{i}", nf * factor * factor, nf)
         out[f"upconv{i}"] = T.shuffled_conv(up, factor)
     out["conv_hr"] = reader.conv("conv_hr", nf, nf)
-    out["conv_last"] = reader.conv("conv_last", 3, nf)
+    out["conv_last"] = reader.conv("conv_last", spec.out_nc, nf)
     reader.finish()
     return out
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import keras
 
 NAME = "RRDBNet"
-_UNSHUFFLE = {3: 1, 12: 2, 48: 4}  # conv_first input channels -> pixel_unshuffle factor
 _DENSE_SCALE = np.float32(0.2)  # residual scaling of a dense block, folded into its conv5
 
 
@@ -109,18 +108,16 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
         raise ModelFileError("model file is not an RRDBNet")
     num_block = T.count_from_zero(state, layout.block_pattern, "RRDB blocks")
     first = f"{layout.first}.weight"
-    num_feat, in_ch = T.first_dim(state, first), T.conv_in(state, first)
+    num_feat = T.first_dim(state, first)
     growth = T.first_dim(state, layout.dense.format(b=0, r=1, c=1) + ".weight")
-    if in_ch not in _UNSHUFFLE:
-        raise ModelFileError(f"model file key {first} takes {in_ch} channels; need 3, 12 or 48")
-    unshuffle = _UNSHUFFLE[in_ch]
     n_up = _count_up(state, layout)
-    if 2**n_up % unshuffle:
-        raise ModelFileError(f"RRDBNet with {n_up} up stages cannot undo unshuffle x{unshuffle}")
     last = layout.tail_keys(n_up)[1] + ".weight"
     if last not in state:
         raise ModelFileError(f"model file lacks {last} (the last conv of RRDBNet)")
-    T.rgb_out(T.first_dim(state, last), last)
+    out_nc = T.check_out(T.first_dim(state, last), last)
+    unshuffle, in_nc = _unshuffle(T.conv_in(state, first), out_nc, first)
+    if 2**n_up % unshuffle:
+        raise ModelFileError(f"RRDBNet with {n_up} up stages cannot undo unshuffle x{unshuffle}")
     params = {
         "layout": layout.name,
         "num_block": num_block,
@@ -128,8 +125,23 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
         "num_grow_ch": growth,
         "num_up": n_up,
         "unshuffle": unshuffle,
+        **T.channel_params(in_nc, out_nc),
     }
     return ModelSpec(NAME, params, 2**n_up // unshuffle, unshuffle, T.total_size(state))
+
+
+def _unshuffle(in_ch: int, out_nc: int, key: str) -> tuple[int, int]:
+    """(pixel-unshuffle factor, image channels) of conv_first's ``in_ch`` inputs: as spandrel
+    decides, unshuffled when ``in_ch`` is the output's channels x4 or x16 (Real-ESRGAN x2, x1)."""
+    for factor in (2, 4):
+        if in_ch == out_nc * factor * factor:
+            return factor, out_nc
+    if in_ch in (1, 3):
+        return 1, in_ch
+    raise ModelFileError(
+        f"model file key {key} takes {in_ch} channels; need 1 or 3 (gray or RGB), or the "
+        "output's channels x4 or x16 (pixel unshuffle)"
+    )
 
 
 def build(spec: ModelSpec) -> keras.Model:
@@ -137,12 +149,11 @@ def build(spec: ModelSpec) -> keras.Model:
     import keras
     from keras import layers
 
-    from srgan_cli.archs.layers import SpaceToDepth, conv3, leaky, rgb_input
+    from srgan_cli.archs.layers import SpaceToDepth, conv3, image_input, image_output, leaky
 
     p = spec.params
     nf, gc = p["num_feat"], p["num_grow_ch"]
-    inputs = rgb_input()
-    x = inputs
+    inputs, x = image_input(spec)
     if p["unshuffle"] > 1:
         x = SpaceToDepth(p["unshuffle"], name="unshuffle")(x)
     feat = conv3(nf, "conv_first", "float32")(x)
@@ -154,7 +165,7 @@ def build(spec: ModelSpec) -> keras.Model:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
         x = leaky(0.2, f"conv_up{i}_act")(conv3(nf, f"conv_up{i}")(x))
     x = leaky(0.2, "conv_hr_act")(conv3(nf, "conv_hr")(x))
-    outputs = conv3(3, "conv_last", "float32")(x)
+    outputs = image_output(conv3(spec.out_nc, "conv_last", "float32")(x), spec)
     return keras.Model(inputs, outputs, name="rrdbnet")
 
 
@@ -190,7 +201,7 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
     layout = _BY_NAME[p["layout"]]
     nf, gc, nb, n_up = p["num_feat"], p["num_grow_ch"], p["num_block"], p["num_up"]
     reader = T.Reader(state, NAME)
-    first = reader.conv(layout.first, nf, 3 * p["unshuffle"] ** 2)
+    first = reader.conv(layout.first, nf, spec.in_nc * p["unshuffle"] ** 2)
     out = {"conv_first": T.unshuffled_conv(first, p["unshuffle"])}
     for b in range(nb):
         for r in range(1, 4):
@@ -204,7 +215,7 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
         out[f"conv_up{i}"] = reader.conv(layout.up_key(i), nf, nf)
     hr, last = layout.tail_keys(n_up)
     out["conv_hr"] = reader.conv(hr, nf, nf)
-    out["conv_last"] = reader.conv(last, 3, nf)
+    out["conv_last"] = reader.conv(last, spec.out_nc, nf)
     reader.finish()
     return out
 

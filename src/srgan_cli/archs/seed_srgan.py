@@ -12,8 +12,9 @@ Its TF1 checkpoint names variables ``generator/generator_unit/<stage>/...`` in T
 The LR input is fed in [0, 1] as is. BatchNorm (slim, inference mode, epsilon 0.001, no gamma
 unless the checkpoint has one) is folded into the conv before it, the shuffle's channel order
 (channel 4g + 2i + j -> phase (i, j) of output channel g, PyTorch's order) is permuted into
-``depth_to_space``'s, and ``(y + 1) / 2`` is folded into the last conv, so the Keras twin is a
-plain conv/PReLU net that takes and gives [0, 1] like every other model here.
+``depth_to_space``'s, so the backend's native op does the shuffle (``layers.DepthToSpace``),
+and ``(y + 1) / 2`` is folded into the last conv, so the Keras twin is a plain conv/PReLU net
+that takes and gives [0, 1] like every other model here.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def build(model_spec: ModelSpec) -> keras.Model:
     import keras
     from keras import layers
 
-    from srgan_cli.model import PixelShuffle
+    from srgan_cli.archs.layers import DepthToSpace
 
     c = int(model_spec.params["num_feat"])
 
@@ -137,7 +138,7 @@ def build(model_spec: ModelSpec) -> keras.Model:
     x = layers.Add(name="long_skip")([head, conv(c, 3, "body_conv")(x)])
     for k in range(int(model_spec.params["num_stages"])):
         x = conv(4 * c, 3, f"up{k}_conv")(x)
-        x = prelu(f"up{k}_prelu")(PixelShuffle(2, name=f"up{k}_shuffle")(x))
+        x = prelu(f"up{k}_prelu")(DepthToSpace(2, name=f"up{k}_shuffle")(x))
     outputs = conv(3, 9, "tail_conv", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="seed_srgan")
 

@@ -34,15 +34,16 @@ def spec(state: Mapping[str, np.ndarray]) -> ModelSpec:
     if n < 3 or n % 2 == 0:
         raise ModelFileError(f"model file has {n} body layers; SRVGGNetCompact has an odd number")
     last = f"body.{n - 1}.weight"
-    in_ch = T.conv_in(state, "body.0.weight")
-    if in_ch != 3:
-        raise ModelFileError(f"model file key body.0.weight takes {in_ch} channels; need RGB (3)")
+    nc = T.check_in(T.conv_in(state, "body.0.weight"), "body.0.weight")
     out = T.first_dim(state, last)
-    scale = math.isqrt(out // 3)
-    if out != 3 * scale * scale:
-        raise ModelFileError(f"model file key {last} gives {out} channels, not 3 x scale^2")
+    scale = math.isqrt(out // nc)
+    if scale < 1 or out != nc * scale * scale:
+        raise ModelFileError(
+            f"model file key {last} gives {out} channels, not {nc} x scale^2 (the input's "
+            "channels: its input skip needs as many out)"
+        )
     params = {"num_feat": T.first_dim(state, "body.0.weight"), "num_conv": (n - 3) // 2}
-    return ModelSpec(NAME, params, scale, 1, T.total_size(state))
+    return ModelSpec(NAME, params | T.channel_params(nc, nc), scale, 1, T.total_size(state))
 
 
 def build(spec: ModelSpec) -> keras.Model:
@@ -50,21 +51,21 @@ def build(spec: ModelSpec) -> keras.Model:
     import keras
     from keras import layers
 
-    from srgan_cli.archs.layers import DepthToSpace, MaxPReLU, conv3, rgb_input
+    from srgan_cli.archs.layers import DepthToSpace, MaxPReLU, conv3, image_input, image_output
 
     nf, scale, num_conv = spec.params["num_feat"], spec.scale, spec.params["num_conv"]
-    inputs = rgb_input()
-    x = inputs
+    inputs, image = image_input(spec)
+    x = image
     for i in range(num_conv + 1):
         x = conv3(nf, f"body_{2 * i}", "float32" if i == 0 else None)(x)
         x = MaxPReLU(shared_axes=[1, 2], name=f"body_{2 * i + 1}")(x)
-    x = conv3(3 * scale * scale, f"body_{2 * num_conv + 2}", "float32")(x)
-    base = inputs
+    x = conv3(spec.out_nc * scale * scale, f"body_{2 * num_conv + 2}", "float32")(x)
+    base = image
     if scale > 1:
         x = DepthToSpace(scale, name="shuffle", dtype="float32")(x)
-        base = layers.UpSampling2D(scale, name="base", dtype="float32")(inputs)
+        base = layers.UpSampling2D(scale, name="base", dtype="float32")(image)
     outputs = layers.Add(name="residual", dtype="float32")([x, base])
-    return keras.Model(inputs, outputs, name="srvggnet_compact")
+    return keras.Model(inputs, image_output(outputs, spec), name="srvggnet_compact")
 
 
 def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -75,16 +76,16 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
     nf, num_conv, scale = spec.params["num_feat"], spec.params["num_conv"], spec.scale
     reader = T.Reader(state, NAME)
     out: dict[str, list[np.ndarray]] = {}
-    signs = np.ones(3, np.float32)  # of the previous layer's output channels
+    signs = np.ones(spec.in_nc, np.float32)  # of the previous layer's output channels
     for i in range(num_conv + 1):
-        kernel, bias = reader.conv(f"body.{2 * i}", nf, 3 if i == 0 else nf)
+        kernel, bias = reader.conv(f"body.{2 * i}", nf, spec.in_nc if i == 0 else nf)
         alpha = reader.take(f"body.{2 * i + 1}.weight", (nf,))
         new = prelu_signs(alpha)
         out[f"body_{2 * i}"] = [kernel * signs[:, None] * new, bias * new]
         out[f"body_{2 * i + 1}"] = [alpha.reshape(1, 1, nf)]
         signs = new
     last = 2 * num_conv + 2
-    kernel, bias = reader.conv(f"body.{last}", 3 * scale**2, nf)
+    kernel, bias = reader.conv(f"body.{last}", spec.out_nc * scale**2, nf)
     out[f"body_{last}"] = T.shuffled_conv([kernel * signs[:, None], bias], scale)
     reader.finish()
     return out

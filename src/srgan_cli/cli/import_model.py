@@ -37,9 +37,10 @@ Exit codes: 0 written, 2 unknown or damaged file, or a bad option.
 def import_command(
     file: Path, output: Path | None, name: str | None, license_text: str, overwrite: bool
 ) -> None:
-    """Read FILE (.pth, .safetensors or a TF checkpoint prefix), identify its architecture,
-    convert it, check it on a small random input, and write our .weights.h5 with a JSON
-    card (architecture, scale, source file and sha256, license)."""
+    """Read FILE (.pth/.pt/.ckpt, .safetensors or a TF checkpoint prefix), identify its
+    architecture, convert it, check it on a small random input, and write our .weights.h5
+    with a JSON card (architecture, scale, source file and sha256, license). A grayscale
+    model runs on an image's luma and writes it gray."""
     from srgan_cli import importer, weights
 
     path = weights.resolve(weights=file)

@@ -33,8 +33,8 @@ from srgan_cli.weights import MODEL_NAMES
 def info(file: Path | None, as_json: bool, runtime: bool) -> None:
     """Show the version, the shipped models and their training, and the runtime.
 
-    With FILE (.weights.h5, .pth, .safetensors or a TF checkpoint prefix): describe that
-    model file instead, without converting it.
+    With FILE (.weights.h5, .pth/.pt/.ckpt, .safetensors or a TF checkpoint prefix):
+    describe that model file instead, without converting it.
     """
     if file is not None:
         from srgan_cli.tfstartup import quiet_tensorflow_startup

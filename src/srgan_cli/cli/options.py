@@ -56,7 +56,8 @@ model_option = click.option(
 weights_option = file_option(
     "--weights",
     help="A .weights.h5 file (with its .json card) instead of a shipped model, or a model "
-    "to import: .pth, .safetensors or a TF checkpoint prefix (converted once, then cached).",
+    "to import: .pth/.pt/.ckpt, .safetensors or a TF checkpoint prefix (converted once, then "
+    "cached).",
 )
 precision_option = click.option(
     "--precision",

@@ -2,9 +2,11 @@
 
 ``read_state`` picks a reader by file type (``READERS``, keyed by suffix; a file with another
 suffix is sniffed by its first bytes), then unwraps the containers training code saves
-(``params_ema`` is preferred to ``params``, Real-ESRGAN's convention, then ``state_dict``,
-``model``, ``net``, or a lone key) and strips DataParallel's ``module.`` prefixes.
-Every failure is one ModelFileError line naming the file.
+(``params_ema`` is preferred to ``params``, Real-ESRGAN's convention, then Lightning's
+``state_dict``, ``model_state_dict``, ``model``, ``net``, or a lone key) and strips
+DataParallel's ``module.`` prefixes. What else a checkpoint holds (optimizer states,
+hyper-parameter objects) is left unread. Every failure is one ModelFileError line naming
+the file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from srgan_cli.errors import ModelFileError
 from srgan_cli.modelfile import safetensor, torchpickle
 
 # Keys under which training code nests the weights, most wanted first.
-WRAPPERS = ("params_ema", "params", "state_dict", "model", "net")
+WRAPPERS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net")
 
 
 def _read_torch(path: Path) -> Any:
@@ -78,11 +80,21 @@ def unwrap(obj: Any, name: str = "model file") -> StateDict:
         if inner is None:
             break
         obj = inner
+    _refuse_foreign(obj, name)
     if not isinstance(obj, Mapping) or not _has_tensors(obj):
         keys = ", ".join(map(str, list(obj)[:5])) if isinstance(obj, Mapping) else ""
         found = f"a dict with keys {keys}" if keys else type(obj).__name__
         raise ModelFileError(f"{name}: no tensors found (it holds {found})")
     return {_strip(str(k)): v for k, v in obj.items() if isinstance(v, np.ndarray)}
+
+
+def _refuse_foreign(obj: Any, name: str) -> None:
+    """The weights (``obj``, or a value of it) are an object the reader never builds."""
+    values = list(obj.values()) if isinstance(obj, Mapping) else [obj]
+    for value in values:
+        origin = torchpickle.foreign_name(value)
+        if origin is not None:
+            raise ModelFileError(f"{name}: refusing {origin}: a model file may hold only tensors")
 
 
 def _has_tensors(obj: Mapping) -> bool:

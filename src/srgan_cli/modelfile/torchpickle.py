@@ -6,13 +6,17 @@ Both formats torch writes:
   then the sorted storage keys, then each storage's element count (int64) and raw bytes.
 
 The unpickler resolves only an allow-list of globals (dicts and torch's tensor rebuilders,
-re-implemented here over numpy); anything else -- ``os.system``, a module, a class from the
-training code -- is refused by name, before anything is called.
+re-implemented here over numpy). Any other global -- ``os.system``, a class from the training
+code, Lightning's or omegaconf's hyper-parameter containers -- is never imported: it becomes
+an inert ``Foreign`` stand-in that only records its name, so calling or building it runs
+nothing. A checkpoint keeps such objects beside its weights (Lightning's ``.ckpt``); where a
+reader needs weights and finds a stand-in, ``foreign_name`` gives the name it refuses.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import math
 import pickle
@@ -126,8 +130,54 @@ _GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 
+class Foreign:
+    """What a global outside the allow-list unpickles to: a subclass per global, named by it.
+
+    Every way a pickle can use a global ends here and does nothing: REDUCE calls the class,
+    NEWOBJ its ``__new__``, BUILD ``__setstate__``, SETITEMS/APPENDS the item methods; an
+    instance called as a function gives another inert instance.
+    """
+
+    origin = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Foreign:
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Foreign:
+        return type(self)()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=256)
+def _foreign(module: str, name: str) -> type[Foreign]:
+    """The stand-in class of one global (made once: a file naming one global many times
+    makes one class, not one per mention)."""
+    return type("Foreign", (Foreign,), {"origin": f"{module}.{name}"})
+
+
+def foreign_name(obj: Any) -> str | None:
+    """``module.name`` of the global ``obj`` stands in for (class or instance), else None."""
+    is_foreign = isinstance(obj, Foreign) or (isinstance(obj, type) and issubclass(obj, Foreign))
+    return obj.origin if is_foreign else None
+
+
 class _SafeUnpickler(pickle.Unpickler):
-    """Resolves only ``_GLOBALS`` and torch storage types; storages come from ``fetch``."""
+    """Resolves ``_GLOBALS`` and torch storage types; any other global to a ``Foreign``
+    stand-in. Storages come from ``fetch``."""
 
     def __init__(self, file: IO[bytes], fetch: Callable[[tuple], _Storage]) -> None:
         super().__init__(file)
@@ -138,7 +188,7 @@ class _SafeUnpickler(pickle.Unpickler):
             return _GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGES:
             return _StorageType(name)
-        raise ModelFileError(f"refusing {module}.{name}: a model file may hold only tensors")
+        return _foreign(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
@@ -156,6 +206,11 @@ def load_zip(raw: bytes) -> Any:
         if len(pkl) != 1:
             raise ModelFileError("zip has no single <name>/data.pkl: not a torch.save file")
         root = pkl[0].split("/")[0]
+        if f"{root}/constants.pkl" in names or any(n.startswith(f"{root}/code/") for n in names):
+            raise ModelFileError(
+                "a TorchScript archive (torch.jit.save) holds code, not just weights: save "
+                "its state_dict() with torch.save instead"
+            )
         if f"{root}/byteorder" in names and archive.read(f"{root}/byteorder") != b"little":
             raise ModelFileError("big-endian torch files are not supported")
         storages: dict[str, _Storage] = {}
