@@ -253,3 +253,27 @@ def _to_numpy(obj):
     if isinstance(obj, dict):
         return {k: _to_numpy(v) for k, v in obj.items()}
     return obj
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("os", "system"), ("builtins", "eval"), ("subprocess", "Popen"), ("mylib.losses", "GANLoss")],
+)
+def test_global_outside_both_lists_is_refused_even_beside_the_weights(
+    tmp_path: Path, module: str, name: str
+):
+    """Only named checkpoint metadata becomes a stand-in: anything else in a side key (where
+    no reader looks for weights) still refuses the whole file, naming what it asked for."""
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["hyper_parameters"] = Foreign(module, name, {"cmd": "touch pwned"})
+    msg = _one_line_error(torch_save(tmp_path / "side.ckpt", checkpoint))
+    assert f"refusing {module}.{name}" in msg
+
+
+def test_checkpoint_metadata_list_is_by_package_and_builtins_by_name():
+    assert torchpickle.is_checkpoint_metadata("omegaconf.dictconfig", "DictConfig")
+    assert torchpickle.is_checkpoint_metadata("lightning.fabric.utilities.data", "AttributeDict")
+    assert torchpickle.is_checkpoint_metadata("builtins", "set")
+    assert not torchpickle.is_checkpoint_metadata("builtins", "getattr")
+    assert not torchpickle.is_checkpoint_metadata("omegaconfx", "DictConfig")
+    assert not torchpickle.is_checkpoint_metadata("torch.nn.modules.conv", "Conv2d")

@@ -6,11 +6,13 @@ Both formats torch writes:
   then the sorted storage keys, then each storage's element count (int64) and raw bytes.
 
 The unpickler resolves only an allow-list of globals (dicts and torch's tensor rebuilders,
-re-implemented here over numpy). Any other global -- ``os.system``, a class from the training
-code, Lightning's or omegaconf's hyper-parameter containers -- is never imported: it becomes
-an inert ``Foreign`` stand-in that only records its name, so calling or building it runs
-nothing. A checkpoint keeps such objects beside its weights (Lightning's ``.ckpt``); where a
-reader needs weights and finds a stand-in, ``foreign_name`` gives the name it refuses.
+re-implemented here over numpy). A second, named list covers the metadata a training
+checkpoint keeps beside its weights (Lightning's and omegaconf's hyper-parameter containers,
+paths, numpy scalars, ``argparse.Namespace``): those globals are never imported either; each
+becomes an inert ``Foreign`` stand-in that only records its name, so building it runs
+nothing, and where a reader needs weights and finds one, ``foreign_name`` gives the name it
+refuses. Any other global -- ``os.system``, ``builtins.eval``, a class from the training
+code -- is refused by name wherever it appears, before anything is called.
 """
 
 from __future__ import annotations
@@ -130,8 +132,39 @@ _GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 
+METADATA_PACKAGES = frozenset(
+    {
+        "pytorch_lightning",
+        "lightning",
+        "lightning_fabric",
+        "omegaconf",
+        "argparse",
+        "pathlib",
+        "typing",
+        "enum",
+        "datetime",
+        "collections",
+        "numpy",
+        "_codecs",
+    }
+)
+"""Top-level packages whose globals may appear as inert stand-ins: what Lightning, omegaconf
+and training scripts pickle as a checkpoint's hyper-parameters, callbacks' and loops' state."""
+
+METADATA_BUILTINS = frozenset({"set", "frozenset", "slice", "complex", "bytearray"})
+"""The plain containers and numbers among ``builtins``; ``eval``, ``getattr``, ``__import__``
+and the rest of that module stay refused."""
+
+
+def is_checkpoint_metadata(module: str, name: str) -> bool:
+    """Whether ``module.name`` is on the named list of checkpoint metadata (never imported)."""
+    if module == "builtins":
+        return name in METADATA_BUILTINS
+    return module.partition(".")[0] in METADATA_PACKAGES
+
+
 class Foreign:
-    """What a global outside the allow-list unpickles to: a subclass per global, named by it.
+    """What a checkpoint-metadata global unpickles to: a subclass per global, named by it.
 
     Every way a pickle can use a global ends here and does nothing: REDUCE calls the class,
     NEWOBJ its ``__new__``, BUILD ``__setstate__``, SETITEMS/APPENDS the item methods; an
@@ -176,8 +209,8 @@ def foreign_name(obj: Any) -> str | None:
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    """Resolves ``_GLOBALS`` and torch storage types; any other global to a ``Foreign``
-    stand-in. Storages come from ``fetch``."""
+    """Resolves ``_GLOBALS`` and torch storage types, checkpoint metadata to ``Foreign``
+    stand-ins, and refuses any other global. Storages come from ``fetch``."""
 
     def __init__(self, file: IO[bytes], fetch: Callable[[tuple], _Storage]) -> None:
         super().__init__(file)
@@ -188,7 +221,9 @@ class _SafeUnpickler(pickle.Unpickler):
             return _GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGES:
             return _StorageType(name)
-        return _foreign(module, name)
+        if is_checkpoint_metadata(module, name):
+            return _foreign(module, name)
+        raise ModelFileError(f"refusing {module}.{name}: a model file may hold only tensors")
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
