@@ -12,6 +12,11 @@ warm-up each, then --repeats rounds; rates use the fastest round, medians are ke
 Ratios compare ours with the faster torch memory format. The 1-minute load average is
 recorded before and after.
 
+The roofline: each network's convolution FLOPs per input pixel are counted on the torch
+reference (forward hooks on every ``Conv2d``), and the same process measures the machine's
+fp32 matrix-multiply peak (the best of TensorFlow's, torch's and numpy's 4096^3 sgemm), so
+each rate is also a share of that peak, next to the share that 1.2x torch would need.
+
 Needs torch (CPU) and spandrel (``pip install --no-deps spandrel``); neither is a dependency.
 
     python benchmarks/arch_speed.py [--arch rrdbnet compact msrresnet] [--json out.json]
@@ -82,6 +87,45 @@ def theirs(module, precision: str, memory_format: str) -> Callable[[np.ndarray],
     return call
 
 
+def conv_flops_per_px(module, size: int) -> float:
+    """Convolution FLOPs (2 per multiply-add) per input pixel, counted by forward hooks."""
+    import torch
+
+    total = [0]
+
+    def count(conv, _inputs, output) -> None:
+        kh, kw = conv.kernel_size
+        per_out = 2 * kh * kw * conv.in_channels // conv.groups * conv.out_channels
+        total[0] += per_out * output.shape[-2] * output.shape[-1]
+
+    hooks = [
+        m.register_forward_hook(count) for m in module.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    with torch.inference_mode():
+        module(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return total[0] / (size * size)
+
+
+def sgemm_peak(n: int = 4096, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of an n^3 float32 matmul in TensorFlow, torch and numpy: the best of each."""
+    import tensorflow as tf
+    import torch
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    tf_a, torch_a = tf.constant(a), torch.from_numpy(a)
+    calls = {
+        "tensorflow": lambda _: tf.linalg.matmul(tf_a, tf_a).numpy(),
+        "torch": lambda _: torch.mm(torch_a, torch_a),
+        "numpy": lambda _: a @ a,
+    }
+    return {
+        name: 2 * n**3 / min(interleaved({name: call}, a, repeats, gap=GAP_S)[name]) / 1e9
+        for name, call in calls.items()
+    }
+
+
 def interleaved(
     contenders: dict[str, Callable[[np.ndarray], object]],
     batch: np.ndarray,
@@ -110,6 +154,7 @@ def bench_network(ref, key: str, size: int, repeats: int) -> dict:
     label, builder, args, _ = NETWORKS[key]
     module, state = getattr(ref, builder)(*args, seed=0)
     numpy_state = {k: v.detach().float().numpy() for k, v in state.items()}
+    flops = conv_flops_per_px(module, size)
     contenders = {
         "ours fp32": ours(numpy_state, None),
         "torch fp32 nchw": theirs(module, "fp32", "nchw"),
@@ -136,6 +181,7 @@ def bench_network(ref, key: str, size: int, repeats: int) -> dict:
     return {
         "network": label,
         "input_size": [size, size],
+        "conv_flops_per_input_px": flops,
         "max_abs_diff_fp32": check,
         "load_1min": [load_before, load_after],
         "runs": runs,
@@ -156,6 +202,25 @@ def _compare(runs: dict, precision: str) -> dict:
         "ratio": mine["input_px_per_s"] / other["input_px_per_s"],
         "ratio_median": mine["input_px_per_s_median"] / other["input_px_per_s_median"],
     }
+
+
+def roofline(report: dict) -> str:
+    """fp32 GFLOP/s of ours and torch per network, as shares of the measured sgemm peak."""
+    peak = max(report["sgemm_gflops"].values())
+    lines = [
+        f"fp32 sgemm peak (best of {', '.join(report['sgemm_gflops'])}): {peak:.0f} GFLOP/s",
+        "| network | conv MFLOP per input px | ours fp32 GFLOP/s | torch fp32 GFLOP/s "
+        "| 1.2x torch would need |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["networks"]:
+        flops, c = r["conv_flops_per_input_px"], r["comparison"]["fp32"]
+        rates = [flops * c["ours_px_per_s"] / 1e9, flops * c["torch_px_per_s"] / 1e9]
+        rates.append(report["target_fp32"] * rates[1])
+        cells = [r["network"], f"{flops / 1e6:.1f}"]
+        cells += [f"{g:.0f} ({g / peak:.0%} of peak)" for g in rates]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(report: dict) -> str:
@@ -194,6 +259,7 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
     ref = _references()
+    peak_before = sgemm_peak()
     networks = []
     for key in args.arch:
         result = bench_network(ref, key, args.size or NETWORKS[key][3], args.repeats)
@@ -212,9 +278,12 @@ def main() -> None:
         "target_fp32": TARGET_FP32,
         "networks": networks,
     }
+    peak_after = sgemm_peak()
+    report["sgemm_gflops"] = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
+    print(roofline(report))
 
 
 if __name__ == "__main__":
