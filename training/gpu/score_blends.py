@@ -20,16 +20,9 @@ run_dir, reference, lpips_path = map(Path, sys.argv[1:4])
 deadline = float(sys.argv[4])
 alphas = [float(a) for a in sys.argv[5].split(",")]
 
-from srgan_cli.lpips import LpipsAlex  # noqa: E402
-from srgan_cli.model import GeneratorConfig, build_generator  # noqa: E402
-from srgan_cli.train.select import score, validation_images  # noqa: E402
+from scoring import run_scorer  # noqa: E402
 
-config = json.loads((run_dir / "config.json").read_text())
-arch = GeneratorConfig.from_dict(config["generator"])
-degradation = config.get("degradation", "bicubic")
-model = build_generator(arch.blocks, arch.channels, arch.batch_norm)
-images = validation_images(run_dir)
-lpips = LpipsAlex(lpips_path)
+model, scored = run_scorer(run_dir, lpips_path)
 model.load_weights(reference)
 ref_weights = model.get_weights()
 rows = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
@@ -45,7 +38,7 @@ for row in snaps:
             [alpha * s + (1.0 - alpha) * r for s, r in zip(snap_weights, ref_weights, strict=True)]
         )
         model.save_weights(tmp)
-        result = score(model, tmp, images, lpips, degradation)
+        result = scored(tmp)
         out = {"step": row["step"], "alpha": alpha, **result}
         with open(run_dir / "blends.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(out) + "\n")

@@ -20,19 +20,12 @@ from pathlib import Path
 run_dir, reference, lpips_path, stop_file = map(Path, sys.argv[1:5])
 max_drop = float(sys.argv[5]) if len(sys.argv) > 5 else 0.05
 
-from srgan_cli.lpips import LpipsAlex  # noqa: E402
-from srgan_cli.model import GeneratorConfig, build_generator  # noqa: E402
-from srgan_cli.train.select import score, validation_images  # noqa: E402
+from scoring import run_scorer  # noqa: E402
 
 while not (run_dir / "validation_images.txt").is_file() or not (run_dir / "config.json").is_file():
     time.sleep(1)
 time.sleep(1)
-config = json.loads((run_dir / "config.json").read_text())
-arch = GeneratorConfig.from_dict(config["generator"])
-degradation = config.get("degradation", "bicubic")
-model = build_generator(arch.blocks, arch.channels, arch.batch_norm)
-images = validation_images(run_dir)
-lpips = LpipsAlex(lpips_path)
+_, scored = run_scorer(run_dir, lpips_path)
 log = run_dir / "scores.jsonl"
 
 
@@ -43,7 +36,7 @@ def emit(row):
 
 
 t = time.time()
-ref = score(model, reference, images, lpips, degradation)
+ref = scored(reference)
 emit({"reference": str(reference), **ref, "seconds": round(time.time() - t, 1)})
 rows, seen = [], {}
 while True:
@@ -61,7 +54,7 @@ while True:
         step = int(snap.name.split("-")[1].split(".")[0])
         t = time.time()
         try:
-            result = score(model, snap, images, lpips, degradation)
+            result = scored(snap)
         except Exception as err:  # a half-written file: retry next round
             print("retry", snap.name, err, flush=True)
             seen[snap.name] = None
