@@ -277,3 +277,19 @@ def test_checkpoint_metadata_list_is_by_package_and_builtins_by_name():
     assert not torchpickle.is_checkpoint_metadata("builtins", "getattr")
     assert not torchpickle.is_checkpoint_metadata("omegaconfx", "DictConfig")
     assert not torchpickle.is_checkpoint_metadata("torch.nn.modules.conv", "Conv2d")
+
+
+@pytest.mark.parametrize("layout", [_torch_zip, _legacy])
+def test_shared_containers_are_read_once(tmp_path: Path, layout):
+    """A pickle's memo lets a tiny file name one list from 2**64 paths: each container is
+    converted once, as shared as it was saved, or reading it would never end."""
+    for depth in (4, 64):  # the small one first: a walk per path fails it quickly
+        nested: list = []
+        for _ in range(depth):
+            nested = [nested, nested]
+        pickled = pickle.dumps({"params": nested}, protocol=2)
+        assert len(pickled) < 1000
+        path = layout(tmp_path / f"shared{depth}.pth", pickled)
+        root = torchpickle.load(path.read_bytes())["params"]
+        assert root[0] is root[1] and root[0][0] is root[1][1]
+        assert "no tensors found" in _one_line_error(path)

@@ -304,15 +304,26 @@ def _read(stream: IO[bytes], n: int) -> bytes:
     return data
 
 
-def _materialize(obj: Any) -> Any:
-    """Replace every lazy tensor in dicts, lists and tuples with its numpy array."""
+def _materialize(obj: Any, done: dict[int, Any] | None = None) -> Any:
+    """Replace every lazy tensor in dicts, lists and tuples with its numpy array.
+
+    Each container or tensor is converted once (``done``, by id), keeping what the pickle
+    shared shared: its memo lets a few hundred bytes refer to one list from many places
+    (60 nested pairs are 2**60 paths), which a walk per path would never finish.
+    """
+    done = {} if done is None else done
+    if id(obj) in done:
+        return done[id(obj)]
     if isinstance(obj, _Tensor):
-        return obj.array()
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialize(v)) for k, v in obj.items())
-    if isinstance(obj, list | tuple):
-        return type(obj)(_materialize(v) for v in obj)
-    return obj
+        new: Any = obj.array()
+    elif isinstance(obj, dict):
+        new = type(obj)((k, _materialize(v, done)) for k, v in obj.items())
+    elif isinstance(obj, list | tuple):
+        new = type(obj)(_materialize(v, done) for v in obj)
+    else:
+        return obj
+    done[id(obj)] = new
+    return new
 
 
 def load(raw: bytes) -> Any:
