@@ -293,3 +293,17 @@ def test_shared_containers_are_read_once(tmp_path: Path, layout):
         root = torchpickle.load(path.read_bytes())["params"]
         assert root[0] is root[1] and root[0][0] is root[1][1]
         assert "no tensors found" in _one_line_error(path)
+
+
+def test_builtins_as_protocol_2_names_them_are_metadata(tmp_path: Path):
+    """``torch.save`` pickles with protocol 2, which writes ``builtins.set`` as
+    ``__builtin__.set``: still a named plain container, and ``__builtin__.eval`` still
+    refused as ``builtins.eval``."""
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["callbacks"] = {"EarlyStopping": {"seen": {1, 2}}}  # pickled via __builtin__
+    path = torch_save(tmp_path / "set.ckpt", checkpoint)
+    assert b"c__builtin__\nset" in zipfile.ZipFile(path).read("archive/data.pkl")
+    assert sorted(read_state(path)) == sorted(f"model.{k}" for k in compact_x1_state())
+    checkpoint["callbacks"] = Foreign("__builtin__", "eval", {})
+    msg = _one_line_error(torch_save(tmp_path / "eval.ckpt", checkpoint))
+    assert "refusing builtins.eval" in msg

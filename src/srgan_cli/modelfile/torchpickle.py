@@ -17,6 +17,7 @@ code -- is refused by name wherever it appears, before anything is called.
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import functools
 import io
@@ -208,6 +209,15 @@ def foreign_name(obj: Any) -> str | None:
     return obj.origin if is_foreign else None
 
 
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """``module.name`` as Python 3 spells it. Protocol 2, ``torch.save``'s default, writes
+    builtins as ``__builtin__.set`` (and a few renamed modules by their Python 2 names);
+    the default ``find_class`` maps them back (``_compat_pickle``), and so must ours."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 class _SafeUnpickler(pickle.Unpickler):
     """Resolves ``_GLOBALS`` and torch storage types, checkpoint metadata to ``Foreign``
     stand-ins, and refuses any other global. Storages come from ``fetch``."""
@@ -217,6 +227,7 @@ class _SafeUnpickler(pickle.Unpickler):
         self._fetch = fetch
 
     def find_class(self, module: str, name: str) -> Any:
+        module, name = python3_name(module, name)
         if (module, name) in _GLOBALS:
             return _GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGES:
