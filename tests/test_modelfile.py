@@ -307,3 +307,16 @@ def test_builtins_as_protocol_2_names_them_are_metadata(tmp_path: Path):
     checkpoint["callbacks"] = Foreign("__builtin__", "eval", {})
     msg = _one_line_error(torch_save(tmp_path / "eval.ckpt", checkpoint))
     assert "refusing builtins.eval" in msg
+
+
+def test_omegaconf_config_recording_its_plain_type_is_metadata(tmp_path: Path):
+    """omegaconf (>= 2.1) keeps ``object_type=dict`` in a DictConfig's metadata, so a Hydra
+    run's hyper-parameters pickle ``builtins.dict`` (as ``__builtin__.dict``) by name."""
+    metadata = Foreign("omegaconf.base", "ContainerMetadata", {}, {"object_type": dict})
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["hyper_parameters"] = Foreign(
+        "omegaconf.dictconfig", "DictConfig", {}, {"_metadata": metadata, "_content": {}}
+    )
+    path = torch_save(tmp_path / "hydra.ckpt", checkpoint)
+    assert b"c__builtin__\ndict" in zipfile.ZipFile(path).read("archive/data.pkl")
+    assert sorted(read_state(path)) == sorted(f"model.{k}" for k in compact_x1_state())

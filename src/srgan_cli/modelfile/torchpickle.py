@@ -152,9 +152,13 @@ METADATA_PACKAGES = frozenset(
 """Top-level packages whose globals may appear as inert stand-ins: what Lightning, omegaconf
 and training scripts pickle as a checkpoint's hyper-parameters, callbacks' and loops' state."""
 
-METADATA_BUILTINS = frozenset({"set", "frozenset", "slice", "complex", "bytearray"})
-"""The plain containers and numbers among ``builtins``; ``eval``, ``getattr``, ``__import__``
-and the rest of that module stay refused."""
+METADATA_BUILTINS = frozenset(
+    {"set", "frozenset", "slice", "complex", "bytearray"}
+    | {"dict", "list", "tuple", "int", "float", "str", "bool", "bytes"}
+)
+"""The plain containers and numbers among ``builtins``, and the plain types as values (an
+omegaconf config records ``object_type=dict``); ``eval``, ``getattr``, ``__import__`` and the
+rest of that module stay refused."""
 
 
 def is_checkpoint_metadata(module: str, name: str) -> bool:
