@@ -299,15 +299,17 @@ def private_model_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 def settled_copy(source: Path, target: Path) -> Path:
-    """A copy of ``source`` dated an hour back: new to this process (a new inode), but old
-    enough on disk for ``weights.sha256_of`` to remember its digest."""
-    import os
+    """A copy of ``source``, new to this process (a new inode), once it is old enough on disk
+    for ``weights.sha256_of`` to remember its digest: its ctime cannot be dated back, so this
+    waits ``weights.SETTLED_S``."""
     import shutil
     import time
 
+    from srgan_cli.weights import SETTLED_S
+
     shutil.copyfile(source, target)
-    hour_ago = time.time_ns() - 3600 * 10**9
-    os.utime(target, ns=(hour_ago, hour_ago))
+    age_s = time.time() - target.stat().st_ctime
+    time.sleep(max(0.0, SETTLED_S - age_s) + 0.05)
     return target
 
 

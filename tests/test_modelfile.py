@@ -277,3 +277,46 @@ def test_checkpoint_metadata_list_is_by_package_and_builtins_by_name():
     assert not torchpickle.is_checkpoint_metadata("builtins", "getattr")
     assert not torchpickle.is_checkpoint_metadata("omegaconfx", "DictConfig")
     assert not torchpickle.is_checkpoint_metadata("torch.nn.modules.conv", "Conv2d")
+
+
+@pytest.mark.parametrize("layout", [_torch_zip, _legacy])
+def test_shared_containers_are_read_once(tmp_path: Path, layout):
+    """A pickle's memo lets a tiny file name one list from 2**64 paths: each container is
+    converted once, as shared as it was saved, or reading it would never end."""
+    for depth in (4, 64):  # the small one first: a walk per path fails it quickly
+        nested: list = []
+        for _ in range(depth):
+            nested = [nested, nested]
+        pickled = pickle.dumps({"params": nested}, protocol=2)
+        assert len(pickled) < 1000
+        path = layout(tmp_path / f"shared{depth}.pth", pickled)
+        root = torchpickle.load(path.read_bytes())["params"]
+        assert root[0] is root[1] and root[0][0] is root[1][1]
+        assert "no tensors found" in _one_line_error(path)
+
+
+def test_builtins_as_protocol_2_names_them_are_metadata(tmp_path: Path):
+    """``torch.save`` pickles with protocol 2, which writes ``builtins.set`` as
+    ``__builtin__.set``: still a named plain container, and ``__builtin__.eval`` still
+    refused as ``builtins.eval``."""
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["callbacks"] = {"EarlyStopping": {"seen": {1, 2}}}  # pickled via __builtin__
+    path = torch_save(tmp_path / "set.ckpt", checkpoint)
+    assert b"c__builtin__\nset" in zipfile.ZipFile(path).read("archive/data.pkl")
+    assert sorted(read_state(path)) == sorted(f"model.{k}" for k in compact_x1_state())
+    checkpoint["callbacks"] = Foreign("__builtin__", "eval", {})
+    msg = _one_line_error(torch_save(tmp_path / "eval.ckpt", checkpoint))
+    assert "refusing builtins.eval" in msg
+
+
+def test_omegaconf_config_recording_its_plain_type_is_metadata(tmp_path: Path):
+    """omegaconf (>= 2.1) keeps ``object_type=dict`` in a DictConfig's metadata, so a Hydra
+    run's hyper-parameters pickle ``builtins.dict`` (as ``__builtin__.dict``) by name."""
+    metadata = Foreign("omegaconf.base", "ContainerMetadata", {}, {"object_type": dict})
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["hyper_parameters"] = Foreign(
+        "omegaconf.dictconfig", "DictConfig", {}, {"_metadata": metadata, "_content": {}}
+    )
+    path = torch_save(tmp_path / "hydra.ckpt", checkpoint)
+    assert b"c__builtin__\ndict" in zipfile.ZipFile(path).read("archive/data.pkl")
+    assert sorted(read_state(path)) == sorted(f"model.{k}" for k in compact_x1_state())

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,17 @@ def test_a_file_written_just_now_is_hashed_every_time(tmp_path: Path, hash_reads
     for _ in range(2):
         assert weights.sha256_of(path) == hashlib.sha256(b"a" * 64).hexdigest()
     assert hash_reads["new.bin"] == 2
+
+
+def test_a_file_dated_back_is_hashed_every_time_until_settled(tmp_path: Path, hash_reads):
+    """``cp -p`` or tar dates the mtime back, not the ctime: the file is as new as its last
+    write, and a rewrite within one ctime tick would leave its stat as it was."""
+    path = _write(tmp_path / "dated.bin", b"a" * 64)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(hour_ago, hour_ago))
+    for _ in range(2):
+        assert weights.sha256_of(path) == hashlib.sha256(b"a" * 64).hexdigest()
+    assert hash_reads["dated.bin"] == 2
 
 
 def _write(path: Path, data: bytes) -> Path:

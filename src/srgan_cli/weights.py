@@ -153,9 +153,12 @@ def sha256_of(path: Path) -> str:
 
 
 def _settled_signature(path: Path) -> tuple[int, ...] | None:
-    """What tells this file's versions apart, or None while it is too new to trust that."""
+    """What tells this file's versions apart, or None while it is too new to trust that.
+    Its age is its ctime's too: ``cp -p``, tar and ``os.utime`` date a file's mtime back,
+    but not its ctime, the last write's time, which only ticks every few ms on many kernels."""
     info = os.stat(path)
-    if time.time_ns() - info.st_mtime_ns < SETTLED_S * 1e9:
+    written = max(info.st_mtime_ns, info.st_ctime_ns)
+    if time.time_ns() - written < SETTLED_S * 1e9:
         return None
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 

@@ -17,6 +17,7 @@ code -- is refused by name wherever it appears, before anything is called.
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import functools
 import io
@@ -151,9 +152,13 @@ METADATA_PACKAGES = frozenset(
 """Top-level packages whose globals may appear as inert stand-ins: what Lightning, omegaconf
 and training scripts pickle as a checkpoint's hyper-parameters, callbacks' and loops' state."""
 
-METADATA_BUILTINS = frozenset({"set", "frozenset", "slice", "complex", "bytearray"})
-"""The plain containers and numbers among ``builtins``; ``eval``, ``getattr``, ``__import__``
-and the rest of that module stay refused."""
+METADATA_BUILTINS = frozenset(
+    {"set", "frozenset", "slice", "complex", "bytearray"}
+    | {"dict", "list", "tuple", "int", "float", "str", "bool", "bytes"}
+)
+"""The plain containers and numbers among ``builtins``, and the plain types as values (an
+omegaconf config records ``object_type=dict``); ``eval``, ``getattr``, ``__import__`` and the
+rest of that module stay refused."""
 
 
 def is_checkpoint_metadata(module: str, name: str) -> bool:
@@ -208,6 +213,15 @@ def foreign_name(obj: Any) -> str | None:
     return obj.origin if is_foreign else None
 
 
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """``module.name`` as Python 3 spells it. Protocol 2, ``torch.save``'s default, writes
+    builtins as ``__builtin__.set`` (and a few renamed modules by their Python 2 names);
+    the default ``find_class`` maps them back (``_compat_pickle``), and so must ours."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 class _SafeUnpickler(pickle.Unpickler):
     """Resolves ``_GLOBALS`` and torch storage types, checkpoint metadata to ``Foreign``
     stand-ins, and refuses any other global. Storages come from ``fetch``."""
@@ -217,6 +231,7 @@ class _SafeUnpickler(pickle.Unpickler):
         self._fetch = fetch
 
     def find_class(self, module: str, name: str) -> Any:
+        module, name = python3_name(module, name)
         if (module, name) in _GLOBALS:
             return _GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGES:
@@ -304,15 +319,26 @@ def _read(stream: IO[bytes], n: int) -> bytes:
     return data
 
 
-def _materialize(obj: Any) -> Any:
-    """Replace every lazy tensor in dicts, lists and tuples with its numpy array."""
+def _materialize(obj: Any, done: dict[int, Any] | None = None) -> Any:
+    """Replace every lazy tensor in dicts, lists and tuples with its numpy array.
+
+    Each container or tensor is converted once (``done``, by id), keeping what the pickle
+    shared shared: its memo lets a few hundred bytes refer to one list from many places
+    (60 nested pairs are 2**60 paths), which a walk per path would never finish.
+    """
+    done = {} if done is None else done
+    if id(obj) in done:
+        return done[id(obj)]
     if isinstance(obj, _Tensor):
-        return obj.array()
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialize(v)) for k, v in obj.items())
-    if isinstance(obj, list | tuple):
-        return type(obj)(_materialize(v) for v in obj)
-    return obj
+        new: Any = obj.array()
+    elif isinstance(obj, dict):
+        new = type(obj)((k, _materialize(v, done)) for k, v in obj.items())
+    elif isinstance(obj, list | tuple):
+        new = type(obj)(_materialize(v, done) for v in obj)
+    else:
+        return obj
+    done[id(obj)] = new
+    return new
 
 
 def load(raw: bytes) -> Any:
