@@ -6,6 +6,7 @@ import importlib.util
 import io
 import os
 import pickle
+import struct
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -320,3 +321,45 @@ def test_omegaconf_config_recording_its_plain_type_is_metadata(tmp_path: Path):
     path = torch_save(tmp_path / "hydra.ckpt", checkpoint)
     assert b"c__builtin__\ndict" in zipfile.ZipFile(path).read("archive/data.pkl")
     assert sorted(read_state(path)) == sorted(f"model.{k}" for k in compact_x1_state())
+
+
+def _build_on_global(module: str, name: str, attribute: str, value: bytes) -> bytes:
+    """A protocol-2 pickle that loads one global, BUILDs ``attribute = value`` onto it (the
+    slot-state half of BUILD is a plain setattr), drops it and returns an empty dict."""
+    key = attribute.encode()
+    return (
+        b"\x80\x02c"
+        + f"{module}\n{name}\n".encode()
+        + b"N}X"
+        + struct.pack("<I", len(key))
+        + key
+        + value
+        + b"s\x86b0}."
+    )
+
+
+def test_a_file_cannot_change_what_the_next_file_is_read_with(tmp_path: Path):
+    """BUILD may set attributes on any object a pickle holds: the allow-listed rebuild
+    functions and the stand-in classes a file gets are its own, so a crafted file leaves
+    this process's reader as it was (serve and the worker read many files)."""
+    rebuild_defaults = torchpickle._GLOBALS[("torch._utils", "_rebuild_tensor_v2")].__defaults__
+    seven = b"K\x07\x85"  # the tuple (7,)
+    crafted = [
+        _build_on_global("torch._utils", "_rebuild_tensor_v2", "__defaults__", seven),
+        _build_on_global("omegaconf.dictconfig", "DictConfig", "origin", b"X\x01\x00\x00\x00x"),
+    ]
+    for index, pickled in enumerate(crafted):  # neither holds tensors: refused, after BUILD ran
+        with pytest.raises(ModelFileError):
+            read_state(_legacy(tmp_path / f"crafted{index}.pth", pickled))
+    rebuild = torchpickle._GLOBALS[("torch._utils", "_rebuild_tensor_v2")]
+    assert rebuild.__defaults__ == rebuild_defaults
+    checkpoint = _lightning_checkpoint(compact_x1_state())
+    checkpoint["state_dict"]["model.body.0.weight"] = Foreign(
+        "omegaconf.dictconfig", "DictConfig", {}
+    )
+    msg = _one_line_error(torch_save(tmp_path / "next.ckpt", checkpoint))
+    assert "omegaconf.dictconfig.DictConfig" in msg
+    # and a file that does read still reads the same tensors after the crafted ones
+    state = compact_x1_state()
+    got = read_state(torch_save(tmp_path / "after.ckpt", _lightning_checkpoint(state)))
+    np.testing.assert_array_equal(got["model.body.0.weight"], state["body.0.weight"])

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import _compat_pickle
 import collections
-import functools
 import io
 import math
 import pickle
 import struct
+import types
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,11 +200,24 @@ class Foreign:
         pass
 
 
-@functools.lru_cache(maxsize=256)
 def _foreign(module: str, name: str) -> type[Foreign]:
-    """The stand-in class of one global (made once: a file naming one global many times
-    makes one class, not one per mention)."""
+    """A new stand-in class for one global (the unpickler keeps one per name per file)."""
     return type("Foreign", (Foreign,), {"origin": f"{module}.{name}"})
+
+
+def _private_copy(allowed: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of an allow-listed Python function for one file: a pickle's BUILD can set
+    attributes (``__defaults__``...) on any object it holds, and a shared module-level function
+    or stand-in class changed by one file would read the next file differently in the same
+    long-lived process (serve, worker). Classes implemented in C (``OrderedDict``) cannot be
+    changed that way and are handed out as they are."""
+    if not isinstance(allowed, types.FunctionType):
+        return allowed
+    copy = types.FunctionType(
+        allowed.__code__, allowed.__globals__, allowed.__name__, allowed.__defaults__
+    )
+    copy.__kwdefaults__ = dict(allowed.__kwdefaults__ or {}) or None
+    return copy
 
 
 def foreign_name(obj: Any) -> str | None:
@@ -229,15 +242,18 @@ class _SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], fetch: Callable[[tuple], _Storage]) -> None:
         super().__init__(file)
         self._fetch = fetch
+        self._stand_ins: dict[tuple[str, str], type[Foreign]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         module, name = python3_name(module, name)
         if (module, name) in _GLOBALS:
-            return _GLOBALS[(module, name)]
+            return _private_copy(_GLOBALS[(module, name)])
         if module == "torch" and name in _STORAGES:
             return _StorageType(name)
         if is_checkpoint_metadata(module, name):
-            return _foreign(module, name)
+            if (module, name) not in self._stand_ins:
+                self._stand_ins[(module, name)] = _foreign(module, name)
+            return self._stand_ins[(module, name)]
         raise ModelFileError(f"refusing {module}.{name}: a model file may hold only tensors")
 
     def persistent_load(self, pid: Any) -> Any:
