@@ -1,8 +1,10 @@
-"""Imported architectures (RRDBNet, SRVGGNetCompact, MSRResNet): our Keras twin vs PyTorch.
+"""Imported architectures (RRDBNet, SRVGGNetCompact, MSRResNet, SeedSRGAN): ours vs PyTorch.
 
 For each network at its common size, random weights are drawn as a PyTorch module (the
 references of ``tests/make_arch_fixtures.py``: spandrel's RRDBNet and SRVGGNetCompact, BasicSR's
-MSRResNet), its state dict goes through our registry (``archs.convert``, fp32 and the
+MSRResNet; for the seed's TF1 generator, which has no PyTorch original, its graph as written in
+``benchmarks/torch_reference.py``, BatchNorm unfolded, fed variables with the checkpoint's
+names), its state dict goes through our registry (``archs.convert``, fp32 and the
 pipeline's ``mixed_bfloat16``), and all contenders are timed in ONE process, interleaved: each
 round runs ours fp32, torch fp32 (NCHW and channels_last), ours bf16, torch bf16 autocast (both
 formats) once each, so a busy machine slows every side alike. Ours runs the way the pipeline
@@ -38,6 +40,8 @@ from pathlib import Path
 import numpy as np
 
 FIXTURE_SCRIPT = Path(__file__).parents[1] / "tests" / "make_arch_fixtures.py"
+CONFTEST = Path(__file__).parents[1] / "tests" / "conftest.py"
+TORCH_REFERENCE = Path(__file__).with_name("torch_reference.py")
 TARGET_FP32 = 1.2
 """Goal: ours fp32 >= 1.2x the faster torch fp32 (as SRResNet does, BENCHMARKS.md)."""
 
@@ -48,15 +52,29 @@ NETWORKS = {
     "rrdbnet": ("RRDBNet 23 blocks, 64 feat, growth 32, x4", "rrdbnet", (4, 64, 23, 32), 64),
     "compact": ("SRVGGNetCompact 64 feat, 32 convs, x4", "srvgg", (4, 64, 32), 128),
     "msrresnet": ("MSRResNet 16 blocks, 64 feat, x4", "msrresnet", (4, 64, 16), 128),
+    "seed": ("SeedSRGAN 16 blocks, 64 feat, x4", "seed_srgan", (16, 64, 2), 128),
 }
+
+
+def _load(name: str, path: Path):
+    """A script beside the package (tests/, benchmarks/) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _references():
     """tests/make_arch_fixtures.py as a module (it imports torch and spandrel's arch code)."""
-    spec = importlib.util.spec_from_file_location("make_arch_fixtures", FIXTURE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("make_arch_fixtures", FIXTURE_SCRIPT)
+
+
+def seed_srgan(num_block: int, num_feat: int, stages: int, seed: int = 0):
+    """(torch module, variables): the seed's graph on random weights with its TF1 names
+    (``tests/conftest.py``'s ``seed_variables``: BatchNorm statistics far from identity)."""
+    variables = _load("conftest", CONFTEST).seed_variables(num_block, num_feat, stages, seed)
+    graph = _load("torch_reference", TORCH_REFERENCE).SeedGraph(variables, num_block, stages)
+    return graph, variables
 
 
 def ours(state: dict[str, np.ndarray], policy: str | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -152,8 +170,11 @@ def interleaved(
 def bench_network(ref, key: str, size: int, repeats: int) -> dict:
     """Build one network (torch + ours, fp32 + bf16), time all contenders, summarise."""
     label, builder, args, _ = NETWORKS[key]
-    module, state = getattr(ref, builder)(*args, seed=0)
-    numpy_state = {k: v.detach().float().numpy() for k, v in state.items()}
+    build = seed_srgan if builder == "seed_srgan" else getattr(ref, builder)
+    module, state = build(*args, seed=0)
+    numpy_state = {
+        k: np.asarray(v.detach().float() if hasattr(v, "detach") else v) for k, v in state.items()
+    }
     flops = conv_flops_per_px(module, size)
     contenders = {
         "ours fp32": ours(numpy_state, None),

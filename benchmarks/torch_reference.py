@@ -65,6 +65,87 @@ class SRResNet(nn.Module):
         return self.tail(self.upsample(x)) * 0.5 + 0.5
 
 
+class SeedGraph(nn.Module):
+    """The seed's TF1 generator as its graph runs (BatchNorm kept, not folded): the PyTorch
+    peer for ``archs.seed_srgan`` in ``benchmarks/arch_speed.py``.
+
+    Built from variables with the seed's checkpoint names (``generator/generator_unit/...``,
+    HWIO kernels), so it runs the same weights as our import. The seed's shuffle puts channel
+    4g + 2i + j at phase (i, j) of output channel g: PyTorch's ``pixel_shuffle`` order. Output
+    ``(y + 1) / 2`` as the service served it.
+    """
+
+    UNIT = "generator/generator_unit/"
+
+    def __init__(self, variables: dict, blocks: int, stages: int) -> None:
+        super().__init__()
+        self.v = variables
+        self.head = nn.Sequential(self._conv("input_stage/conv"), self._prelu("input_stage"))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                self._conv(f"resblock_{i}/conv_1"),
+                self._bn(f"resblock_{i}/BatchNorm"),
+                self._prelu(f"resblock_{i}"),
+                self._conv(f"resblock_{i}/conv_2"),
+                self._bn(f"resblock_{i}/BatchNorm_1"),
+            )
+            for i in range(1, blocks + 1)
+        )
+        self.body_out = nn.Sequential(
+            self._conv("resblock_output/conv"), self._bn("resblock_output/BatchNorm")
+        )
+        self.upsample = nn.Sequential(
+            *(
+                layer
+                for k in range(1, stages + 1)
+                for layer in (
+                    self._conv(f"subpixelconv_stage{k}/conv"),
+                    nn.PixelShuffle(2),
+                    self._prelu(f"subpixelconv_stage{k}"),
+                )
+            )
+        )
+        self.tail = self._conv("output_stage/conv")
+        del self.v
+
+    def _get(self, name: str) -> torch.Tensor | None:
+        value = self.v.get(self.UNIT + name)
+        return None if value is None else torch.from_numpy(value.copy()).float()
+
+    def _conv(self, scope: str) -> nn.Conv2d:
+        kernel, bias = self._get(f"{scope}/Conv/weights"), self._get(f"{scope}/Conv/biases")
+        k, _, cin, cout = kernel.shape
+        conv = nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias is not None)
+        conv.weight.data = kernel.permute(3, 2, 0, 1).contiguous()  # HWIO -> OIHW
+        if bias is not None:
+            conv.bias.data = bias
+        return conv
+
+    def _bn(self, scope: str) -> nn.BatchNorm2d:
+        beta = self._get(f"{scope}/beta")
+        bn = nn.BatchNorm2d(beta.numel(), eps=1e-3).eval()  # slim's epsilon
+        gamma = self._get(f"{scope}/gamma")
+        bn.weight.data = torch.ones_like(beta) if gamma is None else gamma
+        bn.bias.data = beta
+        bn.running_mean.copy_(self._get(f"{scope}/moving_mean"))
+        bn.running_var.copy_(self._get(f"{scope}/moving_variance"))
+        return bn
+
+    def _prelu(self, scope: str) -> nn.PReLU:
+        alpha = self._get(f"{scope}/Prelu/alpha")
+        prelu = nn.PReLU(alpha.numel())
+        prelu.weight.data = alpha
+        return prelu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.head(x)
+        net = head
+        for block in self.blocks:
+            net = net + block(net)
+        net = head + self.body_out(net)
+        return (self.tail(self.upsample(net)) + 1.0) / 2.0
+
+
 def measure(
     model: nn.Module, size: int, repeats: int, precision: str, memory_format: str
 ) -> dict[str, object]:

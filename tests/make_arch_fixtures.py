@@ -2,7 +2,10 @@
 
 Run by hand (needs torch 2.x CPU, spandrel, safetensors); CI only reads what this writes:
 
-    PYTHONPATH=$PWD/src python tests/make_arch_fixtures.py
+    PYTHONPATH=$PWD/src python tests/make_arch_fixtures.py [--check] [--no-real]
+
+``--check`` writes nothing: it rebuilds every reference and compares it with the committed
+fixtures and with our import of them; ``--no-real`` skips the real-size networks.
 
 References, written by others:
 - RRDBNet (all three key layouts) and SRVGGNetCompact: spandrel's architecture code
@@ -11,8 +14,9 @@ References, written by others:
   spandrel's RRDBNet fixes the growth at 32; ``_growth`` overrides it so the fixtures stay
   small. The BasicSR and BSRGAN files are renamed from spandrel's old layout and checked to
   map back with spandrel's own ``_to_old_arch``.
-- MSRResNet: BasicSR's ``basicsr/archs/srresnet_arch.py`` and ``ResidualBlockNoBN`` from
-  ``arch_util.py`` (XPixelGroup/BasicSR), copied below minus registry and init code.
+- MSRResNet: BasicSR's own ``basicsr/archs/srresnet_arch.py`` and ``arch_util.py``, read from
+  the published ``basicsr`` sdist (``pip download``, no dependencies; or a checkout named by
+  ``$BASICSR_SRC``) and run with inert stand-ins for the imports MSRResNet never uses.
 
 Besides the small fixtures it converts real-size networks (RRDBNet 23 blocks / 64 feat, the
 SRVGG v3 sizes, MSRResNet 16 blocks / 64 feat) and prints the max abs difference.
@@ -23,8 +27,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import re
+import subprocess
 import sys
+import tarfile
+import tempfile
 import types
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -32,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 OUT = Path(__file__).parent / "fixtures" / "archs"
@@ -50,52 +57,57 @@ def _spandrel(module: str) -> types.ModuleType:
     return importlib.import_module(f"spandrel.{module}")
 
 
-# ----- MSRResNet: BasicSR's code (srresnet_arch.py, arch_util.ResidualBlockNoBN) -----
+# ----- MSRResNet: BasicSR's own source, loaded from its published sdist -----
+
+BASICSR = "basicsr==1.4.2"
 
 
-class ResidualBlockNoBN(nn.Module):
-    def __init__(self, num_feat=64, res_scale=1):
-        super().__init__()
-        self.res_scale = res_scale
-        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
-        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
-        self.relu = nn.ReLU(inplace=True)
+def _basicsr_source() -> Path:
+    """BasicSR's package directory: $BASICSR_SRC, else its sdist fetched with pip (no deps)."""
+    if os.environ.get("BASICSR_SRC"):
+        return Path(os.environ["BASICSR_SRC"])
+    scratch = Path(tempfile.mkdtemp(prefix="basicsr-"))
+    pip = [sys.executable, "-m", "pip", "download", BASICSR, "--no-deps", "-q", "-d"]
+    subprocess.run(
+        [*pip, str(scratch), "--no-binary", ":all:"],
+        check=True,
+    )
+    with tarfile.open(next(scratch.glob("basicsr-*.tar.gz"))) as sdist:
+        sdist.extractall(scratch, filter="data")
+    return next(scratch.glob("basicsr-*/basicsr"))
 
-    def forward(self, x):
-        identity = x
-        out = self.conv2(self.relu(self.conv1(x)))
-        return identity + out * self.res_scale
+
+def _stand_in(name: str, **attrs: object) -> None:
+    """An inert module for an import BasicSR's arch files make but MSRResNet never uses
+    (deformable convs, logging, the registry, torchvision)."""
+    if name not in sys.modules:
+        sys.modules[name] = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(sys.modules[name], key, value)
 
 
-class MSRResNet(nn.Module):
-    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4):
-        super().__init__()
-        self.upscale = upscale
-        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*[ResidualBlockNoBN(num_feat) for _ in range(num_block)])
-        if self.upscale in [2, 3]:
-            self.upconv1 = nn.Conv2d(num_feat, num_feat * self.upscale * self.upscale, 3, 1, 1)
-            self.pixel_shuffle = nn.PixelShuffle(self.upscale)
-        elif self.upscale == 4:
-            self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
-            self.upconv2 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
-            self.pixel_shuffle = nn.PixelShuffle(2)
-        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
-
-    def forward(self, x):
-        feat = self.lrelu(self.conv_first(x))
-        out = self.body(feat)
-        if self.upscale == 4:
-            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-            out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
-        elif self.upscale in [2, 3]:
-            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
-        base = F.interpolate(x, scale_factor=self.upscale, mode="bilinear", align_corners=False)
-        out += base
-        return out
+def _basicsr_msrresnet() -> type:
+    """``basicsr.archs.srresnet_arch.MSRResNet`` as BasicSR wrote it (with ``arch_util``'s
+    ``ResidualBlockNoBN``), without importing BasicSR's package (torchvision, cv2...)."""
+    if "basicsr.archs.srresnet_arch" in sys.modules:
+        return sys.modules["basicsr.archs.srresnet_arch"].MSRResNet
+    root = _basicsr_source()
+    registry = types.SimpleNamespace(register=lambda *a, **k: lambda cls: cls)
+    if importlib.util.find_spec("torchvision") is None:
+        _stand_in("torchvision")  # arch_util imports it at the top, for DCN only
+    _stand_in("basicsr", __path__=[str(root)])
+    _stand_in("basicsr.archs", __path__=[str(root / "archs")])
+    _stand_in("basicsr.ops.dcn", ModulatedDeformConvPack=nn.Module, modulated_deform_conv=None)
+    _stand_in("basicsr.utils", get_root_logger=None)
+    _stand_in("basicsr.utils.registry", ARCH_REGISTRY=registry)
+    for name in ("arch_util", "srresnet_arch"):
+        spec = importlib.util.spec_from_file_location(
+            f"basicsr.archs.{name}", root / f"archs/{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["basicsr.archs.srresnet_arch"].MSRResNet
 
 
 # ----- reference networks with random weights -----
@@ -194,7 +206,8 @@ def srvgg(scale: int, num_feat: int, num_conv: int, seed: int = 0):
 
 
 def msrresnet(scale: int, num_feat: int, num_block: int, seed: int = 0):
-    model = _randomize(MSRResNet(num_feat=num_feat, num_block=num_block, upscale=scale), seed)
+    msrresnet_class = _basicsr_msrresnet()
+    model = _randomize(msrresnet_class(num_feat=num_feat, num_block=num_block, upscale=scale), seed)
     return model, model.state_dict()
 
 
@@ -205,11 +218,16 @@ def reference(model: nn.Module, x_nhwc: np.ndarray) -> np.ndarray:
 
 
 def keras_output(state: dict, x_nhwc: np.ndarray) -> tuple[np.ndarray, object]:
+    """Our Keras twin's output for a state dict of torch tensors or numpy arrays."""
     from srgan_cli import archs
 
-    numpy_state = {k: v.detach().float().numpy() for k, v in state.items()}
+    numpy_state = {k: np.asarray(_float(v), dtype=np.float32) for k, v in state.items()}
     model, spec = archs.convert(numpy_state)
     return np.asarray(model(x_nhwc)), spec
+
+
+def _float(value):
+    return value.detach().float() if isinstance(value, torch.Tensor) else value
 
 
 def rounded(model: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -318,8 +336,35 @@ def real_size_checks() -> dict[str, float]:
     return diffs
 
 
+def check_fixtures() -> dict[str, tuple[float, float]]:
+    """Rebuild each committed fixture's reference and compare, writing nothing.
+
+    Per file: the reference's output now against the committed one (the references are the
+    code that wrote the fixtures), and our import of the committed file against it.
+    """
+    from srgan_cli.modelfile import read_state
+
+    diffs = {}
+    for i, (name, _fmt, dtype, make) in enumerate(FIXTURES):
+        model, _state = make()
+        committed = np.load((OUT / name).with_suffix(".npz"))
+        x = _input(i)
+        assert np.array_equal(x, committed["x"]), name
+        y = reference(rounded(model, dtype), x)
+        mine, spec = keras_output(read_state(OUT / name), x)
+        diffs[name] = (float(np.abs(y - committed["y"]).max()), float(np.abs(mine - y).max()))
+        print(
+            f"{name:30s} {spec.describe():55s} reference vs committed {diffs[name][0]:.2e}, "
+            f"ours vs reference {diffs[name][1]:.2e}"
+        )
+    return diffs
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    write_fixtures()
+    if "--check" in sys.argv:
+        check_fixtures()
+    else:
+        write_fixtures()
     if "--no-real" not in sys.argv:
         real_size_checks()
