@@ -121,3 +121,18 @@ def test_damaged_checkpoint_is_one_model_file_error(tmp_path, seed_checkpoint):
     with pytest.raises(ModelFileError, match="damaged TF checkpoint") as info:
         read_checkpoint(tmp_path / "model")
     assert "\n" not in str(info.value)
+
+
+def test_real_size_import_matches_the_seed_graph():
+    """The service's size (16 blocks, 64 channels, x4): residual branches scaled down as in
+    trained generators, so activations stay O(1) through 16 blocks and 1e-4 means something."""
+    variables = seed_variables(blocks=16, channels=64, stages=2, seed=11)
+    for key in variables:
+        if key.endswith("conv_2/Conv/weights"):
+            variables[key] = variables[key] * np.float32(0.1)
+    model, spec = archs.convert(variables)
+    assert spec.describe() == "SeedSRGAN 16 blocks, 64 feat, x4, 1.5 M params"
+    lr = np.random.default_rng(12).uniform(0, 1, (1, 12, 10, 3)).astype(np.float32)
+    expected = reference(variables, lr, 16, 2)
+    assert 0.05 < np.std(expected) < 10
+    assert np.max(np.abs(np.asarray(model.predict_on_batch(lr)) - expected)) <= 1e-4
