@@ -35,13 +35,14 @@ DEFAULT_TILE_PAD = 32
 # in predict_on_batch before ``layers.BilinearUpsample``) gets SRResNet's value, pending a
 # measurement.
 # RRDBNet (23 blocks/64 feat/32 growth) runs split (``split.SplitNetwork``: the trunk on the
-# whole tile, the 2x/4x upsampler in 4 row strips), measured by benchmarks/split_memory.py
-# (one call after a 16x16 warm-up, 128x128 and 192x192): split bf16 3.4 and 3.0 KB, fp32 3.7
-# and 4.3 KB; the trunk alone bf16 1.8/1.7, fp32 3.1/2.5; the whole
-# network bf16 11.9/11.0, fp32 16.3/15.5. Whole, it had 15 KB here: 12 KB gave 2.56 GB peak
-# RSS on a 2000x2000 input (81 tiles of 241 px, bf16, benchmarks/arch_memory.py), over issue
-# 27's 2.5 GB, and 15 KB 2.13 GB (100 tiles of 208 px). Split, 6 KB (about 1.6x the largest
-# measured, as 15 KB was of the whole network fp32 at 112x112 before) gives RESULT_2000.
+# whole tile, the 2x/4x upsampler in 4 row strips); benchmarks/split_memory.py, one call after
+# a 16x16 warm-up, 128x128 and 192x192: split bf16 3.4 and 3.0 KB, fp32 3.7 and 4.3 KB; the
+# trunk alone bf16 1.8/1.7, fp32 3.1/2.5; the whole network bf16 11.9/11.0, fp32 16.3/15.5.
+# Whole, it had 15 KB here (an earlier method gave 8.2 and 10.4 KB fp32 at 64x64 and
+# 112x112): 12 KB had given 2.56 GB peak RSS on a 2000x2000 input (81 tiles of 241 px, bf16,
+# benchmarks/arch_memory.py), over issue 27's 2.5 GB, 15 KB 2.13 GB (100 tiles of 208 px).
+# Split, 6 KB (1.4x the largest measured): 2.11 GB, 36 tiles of 367 px, 19% fewer pixels
+# through the network (5.4 M vs 6.6 M, tile context included).
 PEAK_BYTES_PER_PX: dict[str, tuple[int, int]] = {
     "SRResNet": (72 * 64 * 4, 64),
     "SeedSRGAN": (17_000, 64),
