@@ -170,7 +170,7 @@ def build(spec: ModelSpec) -> keras.Model:
 
 
 def _tail_layers(spec: ModelSpec) -> list[str]:
-    """Names of the layers after ``trunk_add``, in order: everything at 2x, 4x... the LR grid."""
+    """Names of the layers after ``trunk_add``, in order: the up stages, conv_hr, conv_last."""
     names = []
     for i in range(1, spec.params["num_up"] + 1):
         names += [f"up{i}", f"conv_up{i}", f"conv_up{i}_act"]
