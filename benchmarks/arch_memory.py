@@ -14,7 +14,10 @@ clipping (the step-1 result reports the saturated fraction).
    difference in grey levels. This also fills the cache, so step 2 times inference only.
 2. Memory: ``srgan upscale`` on ``--size`` px synthetic photos in a fresh process, default
    settings (automatic tiles, precision auto); its peak RSS from ``os.wait4`` and wall time
-   (``benchmarks/memory.py``'s ``measure``). Minutes per size on 2 cores.
+   (``benchmarks/memory.py``'s ``measure``). Minutes per size on 2 cores. Printed with it:
+   the tiles the pipeline plans and the pixels they put through the network (tile context
+   included), and what ``--before`` bytes per pixel (the whole network's table value before
+   ``split``) planned.
 
     python benchmarks/arch_memory.py [--size 2000] [--check 200] [--check-tile 48]
 """
@@ -22,6 +25,7 @@ clipping (the step-1 result reports the saturated fraction).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shlex
@@ -29,11 +33,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from memory import GB, measure, synthetic_photo  # benchmarks/memory.py
+
+if TYPE_CHECKING:
+    from srgan_cli.pipeline import Upscaler
 
 NUM_FEAT, NUM_BLOCK, GROWTH, SCALE = 64, 23, 32, 4
 
@@ -103,11 +111,31 @@ def tiled_vs_whole(path: Path, size: int, tile: int) -> dict:
     }
 
 
+def planned(upscaler: Upscaler, size: int, bytes_per_px: float | None = None) -> dict:
+    """The tiles ``upscaler`` plans for a ``size`` px square (at ``bytes_per_px`` if given)
+    and the input pixels they put through the network, context included."""
+    from srgan_cli.tiling import plan_tiles
+
+    upscaler = copy.copy(upscaler)  # shares the model; only the estimate changes
+    if bytes_per_px is not None:
+        upscaler.bytes_per_px = bytes_per_px
+    tile = upscaler.tile_size(size, size)
+    tiles = plan_tiles(size, size, tile, upscaler.pad)
+    network_px = sum((t.py1 - t.py0) * (t.px1 - t.px0) for t in tiles)
+    return {
+        "bytes_per_px": upscaler.bytes_per_px,
+        "tile": tile,
+        "tiles": len(tiles),
+        "network_px": network_px,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--size", type=int, nargs="*", default=[2000], metavar="N")
     parser.add_argument("--check", type=int, default=200, metavar="N", help="0 = skip step 1")
     parser.add_argument("--check-tile", type=int, default=48, metavar="T")
+    parser.add_argument("--before", type=float, default=15_000, metavar="BYTES")
     parser.add_argument(
         "--srgan",
         default=f"{shlex.quote(sys.executable)} -m srgan_cli",
@@ -126,9 +154,15 @@ def main() -> None:
             results["tiled_vs_whole"] = tiled_vs_whole(path, args.check, args.check_tile)
             print(json.dumps(results["tiled_vs_whole"]), flush=True)
         results["memory"] = []
+        from srgan_cli.pipeline import Upscaler
+
+        upscaler = Upscaler(weights=path)
         for size in args.size:
+            plan = {"now": planned(upscaler, size)}
+            plan["before"] = planned(upscaler, size, args.before)
             run = measure(size, Path(tmp), shlex.split(args.srgan), ["--weights", str(path)])
             run["peak_rss_gb"] = run["peak_rss_bytes"] / GB
+            run["planned"] = plan
             results["memory"].append(run)
             print(json.dumps(run), flush=True)
         results["load_1min_after"] = os.getloadavg()[0]

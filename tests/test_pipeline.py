@@ -28,6 +28,8 @@ from srgan_cli.pipeline import (
     upscale_alpha,
     write_report,
 )
+from srgan_cli.split import SplitNetwork
+from srgan_cli.tiling import peak_bytes_per_px
 
 IMAGE_KEYS = {
     "input",
@@ -137,6 +139,26 @@ def test_tiled_equals_whole(tiny_weights):
     assert whole.tiles_for(56, 64) == 1
     diff = np.abs(tiled.upscale(pixels).astype(int) - whole.upscale(pixels).astype(int))
     assert diff.max() <= 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_rrdbnet_runs_split_and_its_tiles_match_the_whole(rrdb_x2_file: Path, precision: str):
+    """An imported RRDBNet runs its upsampler in row strips (``split.for_arch``) whatever the
+    front end, as every one goes through ``Upscaler``; tiles match the whole image within 1
+    grey level in both precisions, and tiles are sized by the split network's memory."""
+    pixels = random_pixels(70, 45, seed=6)
+    whole = Upscaler(weights=rrdb_x2_file, precision=precision, tile=0)
+    assert isinstance(whole._predict, SplitNetwork)
+    assert whole.bytes_per_px == peak_bytes_per_px("RRDBNet", whole.spec.params["num_feat"])
+    tiled = Upscaler(weights=rrdb_x2_file, precision=precision, tile=24, tile_pad=32)
+    assert tiled.tiles_for(70, 45) == 6
+    out = tiled.upscale(pixels)
+    assert out.shape == (140, 90, 3) and out.std() > 5
+    assert np.abs(out.astype(int) - whole.upscale(pixels).astype(int)).max() <= 1
+
+
+def test_own_generator_runs_whole(upscaler: Upscaler):
+    assert not isinstance(upscaler._predict, SplitNetwork)
 
 
 def test_on_tile_called_per_tile(tiny_weights):

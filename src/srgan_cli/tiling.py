@@ -30,17 +30,23 @@ DEFAULT_TILE_PAD = 32
 # bf16 alike: about 18.2 KB per input pixel = 71 values x 64 channels x 4 B; the x2 stages
 # hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies.
 # Imported archs (peak RSS growth of one whole-image predict_on_batch after a warm-up, random
-# weights, fp32, x4, 2 cores): RRDBNet 23 blocks/64 feat/32 growth 8.2 KB at 64x64 and 10.4 KB
-# at 112x112; 12 KB gave 2.56 GB peak RSS on a 2000x2000 input (81 tiles of 241 px, bf16,
-# benchmarks/arch_memory.py), over issue 27's 2.5 GB, so 15 KB (tiles of 208 px, about the
-# same padded pixels in all); SRVGGNetCompact 32 convs/64 feat 1.45 KB
-# (96x96) and 1.26 KB (160x160); SeedSRGAN 16 blocks/64 feat 16.7 and 16.8 KB. MSRResNet (its
-# bilinear skip failed in predict_on_batch before ``layers.BilinearUpsample``) gets SRResNet's
-# value, pending a measurement.
+# weights, fp32, x4, 2 cores): SRVGGNetCompact 32 convs/64 feat 1.45 KB (96x96) and 1.26 KB
+# (160x160); SeedSRGAN 16 blocks/64 feat 16.7 and 16.8 KB. MSRResNet (its bilinear skip failed
+# in predict_on_batch before ``layers.BilinearUpsample``) gets SRResNet's value, pending a
+# measurement.
+# RRDBNet (23 blocks/64 feat/32 growth) runs split (``split.SplitNetwork``: the trunk on the
+# whole tile, the 2x/4x upsampler in 4 row strips); benchmarks/split_memory.py, one call after
+# a 16x16 warm-up, 128x128 and 192x192: split bf16 3.4 and 3.0 KB, fp32 3.7 and 4.3 KB; the
+# trunk alone bf16 1.8/1.7, fp32 3.1/2.5; the whole network bf16 11.9/11.0, fp32 16.3/15.5.
+# Whole, it had 15 KB here (an earlier method gave 8.2 and 10.4 KB fp32 at 64x64 and
+# 112x112): 12 KB had given 2.56 GB peak RSS on a 2000x2000 input (81 tiles of 241 px, bf16,
+# benchmarks/arch_memory.py), over issue 27's 2.5 GB, 15 KB 2.13 GB (100 tiles of 208 px).
+# Split, 6 KB (1.4x the largest measured): 2.11 GB, 36 tiles of 367 px, 19% fewer pixels
+# through the network (5.4 M vs 6.6 M, tile context included).
 PEAK_BYTES_PER_PX: dict[str, tuple[int, int]] = {
     "SRResNet": (72 * 64 * 4, 64),
     "SeedSRGAN": (17_000, 64),
-    "RRDBNet": (15_000, 64),
+    "RRDBNet": (6_000, 64),
     "SRVGGNetCompact": (1_600, 64),
     "MSRResNet": (72 * 64 * 4, 64),
 }

@@ -85,14 +85,38 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class Tail:
+    """A built model cut where it leaves its last low-resolution tensor, so that the costly
+    high-resolution part can run in row strips (``split.SplitNetwork``).
+
+    ``trunk`` maps the model's input to the LR features, ``upsampler`` those features to the
+    model's output; both call the model's own layers (no second copy of the weights). Each
+    feature row gives ``factor`` output rows, and an output row depends on at most
+    ``margin`` feature rows above and below its own.
+    """
+
+    trunk: keras.Model
+    upsampler: keras.Model
+    factor: int
+    margin: int
+
+
+def no_tail(model: keras.Model, spec: ModelSpec) -> Tail | None:
+    """``Arch.tail`` of an architecture that runs whole: its memory is spread evenly."""
+    return None
+
+
+@dataclass(frozen=True)
 class Arch:
-    """One architecture: key-signature test, shape inference, Keras build, weight copy."""
+    """One architecture: key-signature test, shape inference, Keras build, weight copy, and
+    optionally how to cut a built model into trunk and high-resolution tail (``Tail``)."""
 
     name: str
     matches: Callable[[Mapping[str, np.ndarray]], bool]
     spec: Callable[[Mapping[str, np.ndarray]], ModelSpec]
     build: Callable[[ModelSpec], keras.Model]
     load: Callable[[keras.Model, ModelSpec, Mapping[str, np.ndarray]], None]
+    tail: Callable[[keras.Model, ModelSpec], Tail | None] = no_tail
 
 
 ARCHS: list[Arch] = []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import Arch, ModelSpec, Tail
 from srgan_cli.archs import _torch as T
 from srgan_cli.errors import ModelFileError
 
@@ -169,6 +169,40 @@ def build(spec: ModelSpec) -> keras.Model:
     return keras.Model(inputs, outputs, name="rrdbnet")
 
 
+def _tail_layers(spec: ModelSpec) -> list[str]:
+    """Names of the layers after ``trunk_add``, in order: the up stages, conv_hr, conv_last."""
+    names = []
+    for i in range(1, spec.params["num_up"] + 1):
+        names += [f"up{i}", f"conv_up{i}", f"conv_up{i}_act"]
+    names += ["conv_hr", "conv_hr_act", "conv_last"]
+    return names + (["gray_to_rgb"] if spec.out_nc == 1 else [])
+
+
+# Feature rows of context an upsampler strip needs on each side. An output row reaches one
+# row further per 3x3 conv at that conv's resolution: conv_up{i} at 2**i, conv_hr and
+# conv_last at 2**n, so (1 - 2**-n) + 2 * 2**-n = 1 + 2**-n <= 2 feature rows in all, and
+# the nearest-x2 upsamples reach no further than the rows they copy (tests/test_split.py).
+TAIL_MARGIN = 2
+
+
+def tail(model: keras.Model, spec: ModelSpec) -> Tail:
+    """``model`` cut at ``trunk_add`` (the residual add on the LR grid): the upsampler after
+    it holds ~85% of the peak memory for ~8% of the FLOPs (tiling.py, split.py).
+
+    The upsampler calls the model's own layers on a float32 input of the trunk's width: under
+    ``mixed_bfloat16`` its first layer casts to bfloat16 again, exactly what the trunk gave.
+    """
+    import keras
+
+    trunk = keras.Model(model.inputs, model.get_layer("trunk_add").output, name="rrdbnet_trunk")
+    features = keras.Input(shape=(None, None, spec.params["num_feat"]), name="features")
+    x = features
+    for name in _tail_layers(spec):
+        x = model.get_layer(name)(x)
+    upsampler = keras.Model(features, x, name="rrdbnet_upsampler")
+    return Tail(trunk, upsampler, 2 ** spec.params["num_up"], TAIL_MARGIN)
+
+
 def _rrdb(x, name: str, nf: int, gc: int):
     from keras import layers
 
@@ -220,4 +254,4 @@ def weights(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> dict[str, list[
     return out
 
 
-ARCH = Arch(NAME, matches, spec, build, T.loader(weights))
+ARCH = Arch(NAME, matches, spec, build, T.loader(weights), tail)
