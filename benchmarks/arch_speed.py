@@ -8,7 +8,7 @@ names), its state dict goes through our registry (``archs.convert``, fp32 and th
 pipeline's ``mixed_bfloat16``), and all contenders are timed in ONE process, interleaved: each
 round runs ours fp32, torch fp32 (NCHW and channels_last), ours bf16, torch bf16 autocast (both
 formats) once each, so a busy machine slows every side alike. Ours runs the way the pipeline
-runs it (``Upscaler._infer_once``: ``predict_on_batch`` on a float32 NHWC batch); torch runs
+runs it (``pipeline.inference_function`` on a float32 NHWC batch); torch runs
 like ``benchmarks/torch_reference.py`` (``inference_mode``, NCHW float32 input). One untimed
 warm-up each, then --repeats rounds; rates use the fastest round, medians are kept too.
 Ratios compare ours with the faster torch memory format. The 1-minute load average is
@@ -78,11 +78,13 @@ def seed_srgan(num_block: int, num_feat: int, stages: int, seed: int = 0):
 
 
 def ours(state: dict[str, np.ndarray], policy: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Our converted model, called as ``Upscaler._infer_once`` calls it."""
+    """Our converted model, run as every front end runs it (``pipeline.inference_function``:
+    RRDBNet's tail in row strips, a 9x9 sub-pixel tail as a 5x5 conv)."""
     from srgan_cli import archs
+    from srgan_cli.pipeline import inference_function
 
-    model, _ = archs.convert(state, policy)
-    return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    model, spec = archs.convert(state, policy)
+    return inference_function(model, spec)
 
 
 def theirs(module, precision: str, memory_format: str) -> Callable[[np.ndarray], np.ndarray]:

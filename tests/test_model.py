@@ -74,3 +74,19 @@ def test_inference_model_computes_the_same_function(h, w):
     want = np.asarray(model(x))
     scale = np.abs(want).max()
     np.testing.assert_allclose(np.asarray(fast(x)), want, atol=1e-5 * scale, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["rrdb_basicsr_x4.pth", "srvgg_x4.pth", "msrresnet_x4.pth"])
+def test_fast_tail_only_where_it_fits(name):
+    """Networks that do not end conv -> shuffle -> PReLU -> 9x9 conv to RGB keep their own."""
+    from pathlib import Path
+
+    from srgan_cli import archs
+    from srgan_cli.model import for_inference, has_subpixel_tail
+    from srgan_cli.modelfile import read_state
+
+    model, _ = archs.convert(read_state(Path(__file__).parent / "fixtures" / "archs" / name))
+    assert not has_subpixel_tail(model)
+    with pytest.raises(ValueError, match="sub-pixel tail"):
+        for_inference(model)
+    assert has_subpixel_tail(build_generator(blocks=1, channels=8))

@@ -136,3 +136,20 @@ def test_real_size_import_matches_the_seed_graph():
     expected = reference(variables, lr, 16, 2)
     assert 0.05 < np.std(expected) < 10
     assert np.max(np.abs(np.asarray(model.predict_on_batch(lr)) - expected)) <= 1e-4
+
+
+@pytest.mark.parametrize("stages", [2, 1])
+def test_fast_tail_computes_the_same_function(stages):
+    """model.for_inference (the 9x9 tail as a 5x5 conv before the last shuffle) fits the
+    seed's twin too: same output as the imported model, borders included."""
+    from srgan_cli.model import for_inference, has_subpixel_tail
+
+    variables = seed_variables(blocks=2, channels=8, stages=stages, seed=21)
+    model, _ = archs.convert(variables)
+    assert has_subpixel_tail(model)
+    fast = for_inference(model)
+    assert "subpixel_tail" in {layer.name for layer in fast.layers}
+    lr = np.random.default_rng(22).uniform(0, 1, (2, 7, 9, 3)).astype(np.float32)
+    want = np.asarray(model(lr))
+    assert np.max(np.abs(np.asarray(fast(lr)) - want)) <= 1e-5
+    assert np.max(np.abs(want - reference(variables, lr, 2, stages))) <= 1e-4

@@ -16,7 +16,7 @@ import pytest
 
 from srgan_cli import archs
 from srgan_cli.modelfile import read_state
-from srgan_cli.split import SplitNetwork, for_arch, strip_windows
+from srgan_cli.split import MIN_STRIP_ROWS, SplitNetwork, for_arch, strip_windows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "archs"
 ROUND_OFF = 1e-5
@@ -86,7 +86,7 @@ def test_split_equals_whole(name: str, precision: str):
     """Same output as the whole network in the same precision, to float round-off, for
     several tile shapes through one ``SplitNetwork`` (its graphs take any shape)."""
     model, spec = _converted(name, precision)
-    network = for_arch(model, spec, strips=3)
+    network = for_arch(model, spec, strips=3, min_rows=1)
     assert isinstance(network, SplitNetwork)
     assert network.tail.factor == spec.scale * spec.input_multiple  # output rows per feature row
     rng = np.random.default_rng(7)
@@ -104,9 +104,9 @@ def test_one_row_less_margin_changes_the_output(name: str):
     """The margin is needed: x4 reaches 1.25 feature rows, no up stage (conv_hr and
     conv_last on the LR grid) 2, so a margin of 1 leaves wrong rows at the seams."""
     model, spec = _converted(name, "fp32")
-    network = for_arch(model, spec, strips=3)
+    network = for_arch(model, spec, strips=3, min_rows=1)
     assert network.tail.margin == 2
-    short = SplitNetwork(dataclasses.replace(network.tail, margin=1), strips=3)
+    short = SplitNetwork(dataclasses.replace(network.tail, margin=1), strips=3, min_rows=1)
     batch = np.random.default_rng(8).random((1, 24, 7, 3), dtype=np.float32)
     whole = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
     assert np.abs(network(batch) - whole).max() <= ROUND_OFF
@@ -150,3 +150,13 @@ def test_many_shapes_trace_once(caplog: pytest.LogCaptureFixture):
             assert network(batch).shape == (1, 4 * height, 4 * width, 3)
     assert "retracing" not in caplog.text
     assert [graph.experimental_get_tracing_count() for graph in network.graphs] == [1, 1]
+
+
+def test_small_tiles_run_the_upsampler_whole():
+    """Strips keep at least MIN_STRIP_ROWS rows: no margin work where memory is no issue."""
+    model, spec = _converted("rrdb_basicsr_x4.pth", "fp32")
+    network = for_arch(model, spec)
+    assert isinstance(network, SplitNetwork) and network.min_rows == MIN_STRIP_ROWS == 64
+    counts = {rows: len(network.windows(rows)) for rows in (1, 63, 64, 127, 128, 255, 256, 400)}
+    assert counts == {1: 1, 63: 1, 64: 1, 127: 1, 128: 2, 255: 3, 256: 4, 400: 4}
+    assert network.windows(100) == [(0, 100, 0, 100)]

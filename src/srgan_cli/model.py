@@ -214,17 +214,40 @@ def subpixel_tail_weights(alpha, kernel, bias):
     return np.tile(alpha, (1, 1, 4)), out, np.tile(bias, 4)
 
 
+def _last_stage(generator: keras.Model) -> str | None:
+    """``upK`` of the last sub-pixel stage when ``generator`` ends conv -> shuffle -> PReLU ->
+    9x9 ``tail_conv`` to 3 channels (ours, and the seed's SRGAN-tensorflow twin), else None."""
+    names = {layer.name for layer in generator.layers}
+    stages = [int(n[2:-5]) for n in names if n.startswith("up") and n.endswith("_conv")]
+    if not stages or "tail_conv" not in names:
+        return None
+    last = f"up{max(stages)}"
+    tail = generator.get_layer("tail_conv")
+    fits = {f"{last}_shuffle", f"{last}_prelu"} <= names and tail.kernel.shape[:2] == (9, 9)
+    return last if fits and tail.kernel.shape[-1] == 3 else None
+
+
+def has_subpixel_tail(generator: keras.Model) -> bool:
+    """Whether ``for_inference`` can speed ``generator`` up (see ``_last_stage``)."""
+    return _last_stage(generator) is not None
+
+
 def for_inference(generator: keras.Model) -> keras.Model:
     """A faster model computing exactly what ``generator`` computes (see SubpixelTail).
 
-    Shares every layer up to ``up1_conv``; keeps the generator's dtype policy for them and
-    runs the tail in float32 (it carries the output's colour precision).
+    Shares every layer up to the last stage's conv; keeps the generator's dtype policy for them
+    and runs the tail in float32 (it carries the output's colour precision). Our generator's
+    [-1, 1] output keeps its rescaling; the seed's twin has it folded into ``tail_conv``.
     """
-    up1 = generator.get_layer("up1_conv").output
-    tail = SubpixelTail(up1.shape[-1] // 4, name="subpixel_tail", dtype="float32")
-    out = tail(up1)
-    alpha = generator.get_layer("up1_prelu").get_weights()[0]
+    last = _last_stage(generator)
+    if last is None:
+        raise ValueError(f"{generator.name} does not end in a 9x9 sub-pixel tail")
+    up = generator.get_layer(f"{last}_conv").output
+    tail = SubpixelTail(up.shape[-1] // 4, name="subpixel_tail", dtype="float32")
+    out = tail(up)
+    alpha = generator.get_layer(f"{last}_prelu").get_weights()[0]
     kernel, bias = generator.get_layer("tail_conv").get_weights()
     tail.set_weights(list(subpixel_tail_weights(alpha, kernel, bias)))
-    out = layers.Rescaling(0.5, offset=0.5, name="to_unit_fast", dtype="float32")(out)
+    if "to_unit" in {layer.name for layer in generator.layers}:
+        out = layers.Rescaling(0.5, offset=0.5, name="to_unit_fast", dtype="float32")(out)
     return keras.Model(generator.input, out, name=f"{generator.name}_inference")

@@ -48,7 +48,7 @@ from srgan_cli.results import (  # noqa: F401 - the report functions are re-expo
     result_dict,
     write_report,
 )
-from srgan_cli.split import for_arch
+from srgan_cli.split import Predict, for_arch
 from srgan_cli.tiling import (
     DEFAULT_TILE_PAD,
     auto_tile_size,
@@ -57,7 +57,6 @@ from srgan_cli.tiling import (
     upscale_tiled,
 )
 from srgan_cli.weights import (
-    OWN_ARCH,
     WeightCard,
     load_generator,
     named_for,
@@ -66,6 +65,9 @@ from srgan_cli.weights import (
 )
 
 if TYPE_CHECKING:
+    import keras
+
+    from srgan_cli.archs import ModelSpec
     from srgan_cli.modelset import AnyUpscaler
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -135,6 +137,18 @@ def upscale_alpha(alpha: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return resize_alpha(alpha, (width * scale, height * scale))
 
 
+def inference_function(network: keras.Model, spec: ModelSpec) -> Predict:
+    """How every front end runs a loaded network (NHWC float32 in and out): the same function
+    in its fastest measured form. A 9x9 sub-pixel tail (ours, the seed's) becomes a 5x5 conv
+    before the last shuffle (``model.for_inference``); RRDBNet runs its 2x/4x tail in row
+    strips (``split.for_arch``); the rest through ``predict_on_batch``."""
+    from srgan_cli.model import for_inference, has_subpixel_tail  # keras: a model is needed
+
+    if has_subpixel_tail(network):
+        network = for_inference(network)
+    return for_arch(network, spec)
+
+
 class Upscaler:
     """Loads the model once (rembg-session style) and upscales arrays.
 
@@ -170,11 +184,7 @@ class Upscaler:
         self.card: WeightCard = named_for(card, self.path)
         self.spec = spec_of(card)
         self.scale: int = self.spec.scale
-        if self.spec.arch == OWN_ARCH:
-            from srgan_cli.model import for_inference  # keras: only once a model is needed
-
-            network = for_inference(network)  # same function, faster tail (model.py)
-        self._predict = for_arch(network, self.spec)  # RRDBNet: its 4x tail in row strips
+        self._predict = inference_function(network, self.spec)
         self.name: str = self.card.name
         width = self.spec.params.get("num_feat", self.spec.params.get("channels"))
         self.bytes_per_px: float = peak_bytes_per_px(self.spec.arch, width)

@@ -37,6 +37,11 @@ Predict = Callable[[np.ndarray], np.ndarray]
 # holds 1.7 (2.5); the margins add 4 * 2 * 2 rows (~4% of a 400 px tile) to the upsampler,
 # ~8% of RRDBNet's FLOPs.
 STRIPS = 4
+# Fewest feature rows a strip keeps: a tile under 2 * 64 rows runs its upsampler whole. The
+# margins cost 2 * 2 rows per strip, 25% more upsampler work at 4 strips of a 64-row tile
+# (RRDBNet x4 at 64x64: 5,691 px/s whole, 5,462 split, fp32), and a small tile's whole
+# upsampler (11 KB per px, bf16) is well inside a budget made for larger ones.
+MIN_STRIP_ROWS = 64
 
 
 def strip_windows(height: int, strips: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -65,9 +70,10 @@ def strip_windows(height: int, strips: int, margin: int) -> list[tuple[int, int,
 class SplitNetwork:
     """``Tail.trunk`` on the whole batch, then ``Tail.upsampler`` strip by strip."""
 
-    def __init__(self, tail: Tail, strips: int = STRIPS) -> None:
+    def __init__(self, tail: Tail, strips: int = STRIPS, min_rows: int = MIN_STRIP_ROWS) -> None:
         self.tail = tail
         self.strips = strips
+        self.min_rows = min_rows
         self.graphs = (_graph(tail.trunk), _graph(tail.upsampler))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -76,14 +82,21 @@ class SplitNetwork:
         features = trunk(batch).numpy()
         factor = self.tail.factor
         out: np.ndarray | None = None
-        for w0, w1, k0, k1 in strip_windows(features.shape[1], self.strips, self.tail.margin):
+        height = features.shape[1]
+        for w0, w1, k0, k1 in self.windows(height):
             part = upsampler(features[:, w0:w1]).numpy()
             if out is None:
-                rows = features.shape[1] * factor
+                rows = height * factor
                 out = np.empty((part.shape[0], rows, *part.shape[2:]), dtype=np.float32)
             out[:, k0 * factor : k1 * factor] = part[:, (k0 - w0) * factor : (k1 - w0) * factor]
         assert out is not None  # height >= 1: at least one strip
         return out
+
+    def windows(self, height: int) -> list[tuple[int, int, int, int]]:
+        """``strip_windows`` for ``height`` feature rows: up to ``strips``, each keeping at
+        least ``min_rows`` rows (one window, the whole upsampler, for a small tile)."""
+        strips = max(1, min(self.strips, height // self.min_rows))
+        return strip_windows(height, strips, self.tail.margin)
 
 
 def _graph(model: keras.Model) -> Any:
@@ -101,7 +114,9 @@ def _graph(model: keras.Model) -> Any:
     return run
 
 
-def for_arch(model: keras.Model, spec: ModelSpec, strips: int = STRIPS) -> Predict:
+def for_arch(
+    model: keras.Model, spec: ModelSpec, strips: int = STRIPS, min_rows: int = MIN_STRIP_ROWS
+) -> Predict:
     """How ``pipeline.Upscaler`` runs ``model``: split (``SplitNetwork``) where its
     architecture can be cut (``archs.Arch.tail``), else ``predict_on_batch`` as float32."""
     from srgan_cli.archs import ARCHS
@@ -109,5 +124,5 @@ def for_arch(model: keras.Model, spec: ModelSpec, strips: int = STRIPS) -> Predi
     arch = next((a for a in ARCHS if a.name == spec.arch), None)
     tail = None if arch is None else arch.tail(model, spec)
     if tail is not None:
-        return SplitNetwork(tail, strips)
+        return SplitNetwork(tail, strips, min_rows)
     return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
