@@ -1,8 +1,9 @@
-"""RRDBNet's upsampler in row strips (``split``) against the whole network, real Keras models.
+"""Upsamplers in row strips (``split``) against the whole network, real Keras models.
 
 The fixtures (tests/make_arch_fixtures.py) are small random RRDBNets (2 blocks, 8 feat,
 growth 4) at every scale: x4 and x8 (2 and 3 up stages), x2 and x1 (pixel-unshuffle in),
-plus variants cut here: no up stage (old ESRGAN 1x) and grayscale out.
+plus variants cut here: no up stage (old ESRGAN 1x) and grayscale out. Our SRResNet and the
+seed's network (x4 and x2) are built small with random weights (2 blocks, 8 channels).
 """
 
 from __future__ import annotations
@@ -160,3 +161,101 @@ def test_small_tiles_run_the_upsampler_whole():
     counts = {rows: len(network.windows(rows)) for rows in (1, 63, 64, 127, 128, 255, 256, 400)}
     assert counts == {1: 1, 63: 1, 64: 1, 127: 1, 128: 2, 255: 3, 256: 4, 400: 4}
     assert network.windows(100) == [(0, 100, 0, 100)]
+
+
+# Our SRResNet generator and the seed's network, as ``pipeline.inference_function`` runs
+# them: ``model.for_inference`` (5x5 SubpixelTail), then cut at ``long_skip``.
+FAST = ("srresnet", "seed_x4", "seed_x2")
+
+
+def _generator(name: str, precision: str):
+    """A small generator as built or imported (2 blocks, 8 channels) and its spec."""
+    from conftest import seed_variables
+
+    from srgan_cli.archs.srresnet import spec_for
+    from srgan_cli.model import GeneratorConfig, build_generator
+
+    policy = "mixed_bfloat16" if precision == "bf16" else None
+    if name == "srresnet":
+        keras = pytest.importorskip("keras")
+        keras.utils.set_random_seed(5)
+        return build_generator(2, 8, dtype_policy=policy), spec_for(GeneratorConfig(2, 8))
+    stages = 2 if name == "seed_x4" else 1
+    return archs.convert(seed_variables(blocks=2, channels=8, stages=stages, seed=3), policy)
+
+
+def _fast(name: str, precision: str):
+    """``_generator`` with its fast tail, traced for any shape (see ``_converted``)."""
+    from srgan_cli.model import for_inference
+
+    generator, spec = _generator(name, precision)
+    model = for_inference(generator)
+    for side in (4, 8):
+        model.predict_on_batch(np.zeros((1, side, 2 * side, 3), np.float32) + 0.5)
+    return model, spec
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", FAST)
+def test_fast_tail_split_equals_whole(name: str, precision: str):
+    """The sub-pixel stages in strips give the whole for_inference model's output, float32."""
+    model, spec = _fast(name, precision)
+    network = for_arch(model, spec, strips=3, min_rows=1)
+    assert isinstance(network, SplitNetwork)
+    assert (network.tail.factor, network.tail.margin) == (spec.scale, 3)
+    assert network.tail.upsampler.outputs[0].dtype == "float32"
+    rng = np.random.default_rng(7)
+    for height, width in SHAPES:
+        batch = rng.random((1, height, width, 3), dtype=np.float32)
+        whole = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        split = network(batch)
+        assert split.dtype == np.float32
+        assert split.shape == whole.shape == (1, spec.scale * height, spec.scale * width, 3)
+        assert np.abs(split - whole).max() <= ROUND_OFF, (height, width)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_tail_needs_its_margin(name: str):
+    """x4 reaches 1 + 0.5 + 1 = 2.5 feature rows (3: an output row at 4x sits in a 2x row
+    pair), x2 1 + 2 = 3, so a margin of 2 leaves wrong rows at the seams."""
+    model, spec = _fast(name, "fp32")
+    network = for_arch(model, spec, strips=3, min_rows=1)
+    short = SplitNetwork(dataclasses.replace(network.tail, margin=2), strips=3, min_rows=1)
+    batch = np.random.default_rng(8).random((1, 24, 7, 3), dtype=np.float32)
+    whole = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    assert np.abs(network(batch) - whole).max() <= ROUND_OFF
+    assert np.abs(short(batch) - whole).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["srresnet", "seed_x4"])
+def test_fast_tail_parts_share_the_weights(name: str):
+    """Trunk and upsampler hold the for_inference model's own variables, no copies."""
+    model, spec = _fast(name, "bf16")
+    tail = for_arch(model, spec).tail
+    own = {id(v) for v in model.weights}
+    parts = [id(v) for part in (tail.trunk, tail.upsampler) for v in part.weights]
+    assert set(parts) == own and len(parts) == len(own)
+    policy = {layer.name: layer.dtype_policy.name for layer in tail.upsampler.layers}
+    assert policy["up0_conv"] == "mixed_bfloat16" and policy["subpixel_tail"] == "float32"
+
+
+@pytest.mark.parametrize("name", ["srresnet", "seed_x2"])
+def test_generator_without_fast_tail_runs_whole(name: str):
+    """A generator as trained (9x9 tail_conv, no SubpixelTail) is not cut: it runs whole."""
+    model, spec = _generator(name, "fp32")
+    assert archs.arch_named(spec.arch).tail(model, spec) is None
+    assert not isinstance(for_arch(model, spec), SplitNetwork)
+
+
+@pytest.mark.parametrize("name", ["srresnet", "seed_x4"])
+def test_inference_function_splits_the_fast_model(name: str):
+    """``pipeline.inference_function`` hands ``for_arch`` the for_inference model."""
+    from srgan_cli.pipeline import inference_function
+
+    generator, spec = _generator(name, "fp32")
+    network = inference_function(generator, spec)
+    assert isinstance(network, SplitNetwork)
+    assert "subpixel_tail" in {layer.name for layer in network.tail.upsampler.layers}
+    batch = np.random.default_rng(9).random((1, 9, 6, 3), dtype=np.float32)
+    whole = np.asarray(generator.predict_on_batch(batch), dtype=np.float32)
+    assert np.abs(network(batch) - whole).max() <= ROUND_OFF

@@ -11,15 +11,19 @@ clipped when converted to an image (see ``pipeline``).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from srgan_cli import SCALE
+
+if TYPE_CHECKING:
+    from srgan_cli.archs import Tail
 
 
 @dataclass(frozen=True)
@@ -251,3 +255,42 @@ def for_inference(generator: keras.Model) -> keras.Model:
     if "to_unit" in {layer.name for layer in generator.layers}:
         out = layers.Rescaling(0.5, offset=0.5, name="to_unit_fast", dtype="float32")(out)
     return keras.Model(generator.input, out, name=f"{generator.name}_inference")
+
+
+def fast_tail_margin(stages: int) -> int:
+    """Feature rows of context an upsampler strip of a ``for_inference`` model needs per side.
+
+    An output row reaches one row further per 3x3 conv at that conv's resolution: ``upK_conv``
+    at ``2**K`` (1, then 0.5, ... feature rows), and SubpixelTail's 5x5 conv two rows at the
+    last stage's input resolution ``2**(stages - 1)``; shuffles and PReLUs reach no further.
+    x4: 1 + 0.5 + 1 = 2.5, x2: 1 + 2 = 3, so 3 rows (tests/test_split.py: 2 is not enough).
+    """
+    reach = sum(2.0**-k for k in range(stages)) + 2 * 2.0 ** -(stages - 1)
+    return math.ceil(reach)
+
+
+def fast_tail_split(model: keras.Model, name: str) -> Tail | None:
+    """A ``for_inference`` model cut at ``long_skip`` (the last LR tensor), or None if it has
+    no fast tail (a generator as trained: it then runs whole).
+
+    The upsampler re-calls the model's own layers (no weight copies) on a float32 input of the
+    trunk's width: under ``mixed_bfloat16`` ``up0_conv`` casts it to bfloat16 again, exactly
+    what the trunk gave, and SubpixelTail (float32) gives the output.
+    """
+    from srgan_cli.archs import Tail
+
+    names = [layer.name for layer in model.layers]
+    if "long_skip" not in names or "subpixel_tail" not in names:
+        return None
+    stages = sum(1 for n in names if n.startswith("up") and n.endswith("_conv"))
+    order = [f"up{k}_{part}" for k in range(stages - 1) for part in ("conv", "shuffle", "prelu")]
+    order += [f"up{stages - 1}_conv", "subpixel_tail"]
+    order += ["to_unit_fast"] if "to_unit_fast" in names else []
+    skip = model.get_layer("long_skip").output
+    trunk = keras.Model(model.inputs, skip, name=f"{name}_trunk")
+    features = keras.Input(shape=(None, None, skip.shape[-1]), name="features")
+    x = features
+    for layer in order:
+        x = model.get_layer(layer)(x)
+    upsampler = keras.Model(features, x, name=f"{name}_upsampler")
+    return Tail(trunk, upsampler, 2**stages, fast_tail_margin(stages))

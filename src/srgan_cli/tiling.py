@@ -26,12 +26,22 @@ DEFAULT_TILE_PAD = 32
 # Peak working set of a network per LR pixel of a tile, in bytes, measured per architecture
 # at a reference width (``num_feat``/``channels``) and x4; it grows about linearly with the
 # width, and a smaller scale needs less (the measured x4 value is then a safe bound).
-# SRResNet: peak RSS growth of one whole-image call, 200x200 and 400x400 inputs, fp32 and
-# bf16 alike: about 18.2 KB per input pixel = 71 values x 64 channels x 4 B; the x2 stages
-# hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies.
+# SRResNet (16 blocks/64 ch, ours) and SeedSRGAN (16/64) run split too, cut at long_skip
+# after ``model.for_inference`` (``model.fast_tail_split``). benchmarks/split_memory.py (as
+# below, random weights, 4 strips), KB per input px, bf16/fp32:
+#   SRResNet   whole 128: 17.1/17.0, 192: 17.9/18.1; trunk 1.0/1.6 at any size;
+#              split 128: 10.3/10.7 (2 strips), 192: 6.9/7.0 (3), 256: 5.5/5.9, 320: 5.2/5.2
+#   SeedSRGAN  whole 128: 16.9/16.9, 192: 17.3/17.0; split 128: 9.9/9.8, 192: 6.8/6.8,
+#              256: 5.5
+# Budget: 1.4x the largest split figure from 192 px up (7.0 and 6.8 KB): the padded tiles
+# this gives are >= 288 rows (768 MiB at 9.7 KB), 4 strips; a tile with fewer rows (an image
+# under 256 rows) holds less than it is budgeted for (its width is the planned square's).
+# Whole, SRResNet had 72 x 64 x 4 B (18.4 KB; 18.2 measured at 200x200 and 400x400: the x2
+# stages hold 4x-area, 4x-channel tensors and oneDNN keeps reordered copies): 121 tiles of
+# 182 px on a 2000x2000 input; split, 64 tiles of 275 px (BENCHMARKS.md).
 # Imported archs (peak RSS growth of one whole-image predict_on_batch after a warm-up, random
 # weights, fp32, x4, 2 cores): SRVGGNetCompact 32 convs/64 feat 1.45 KB (96x96) and 1.26 KB
-# (160x160); SeedSRGAN 16 blocks/64 feat 16.7 and 16.8 KB. MSRResNet (its bilinear skip failed
+# (160x160); SeedSRGAN whole 16.7 and 16.8 KB. MSRResNet (its bilinear skip failed
 # in predict_on_batch before ``layers.BilinearUpsample``) gets SRResNet's value, pending a
 # measurement.
 # RRDBNet (23 blocks/64 feat/32 growth) runs split (``split.SplitNetwork``: the trunk on the
@@ -44,8 +54,8 @@ DEFAULT_TILE_PAD = 32
 # Split, 6 KB (1.4x the largest measured): 2.11 GB, 36 tiles of 367 px, 19% fewer pixels
 # through the network (5.4 M vs 6.6 M, tile context included).
 PEAK_BYTES_PER_PX: dict[str, tuple[int, int]] = {
-    "SRResNet": (72 * 64 * 4, 64),
-    "SeedSRGAN": (17_000, 64),
+    "SRResNet": (9_700, 64),
+    "SeedSRGAN": (9_600, 64),
     "RRDBNet": (6_000, 64),
     "SRVGGNetCompact": (1_600, 64),
     "MSRResNet": (72 * 64 * 4, 64),

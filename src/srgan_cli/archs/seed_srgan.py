@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import Arch, ModelSpec, Tail
 from srgan_cli.archs import _torch as T
 from srgan_cli.errors import ModelFileError
 
@@ -190,4 +190,19 @@ def folded_weights(
     return out
 
 
-ARCH = Arch(name=NAME, matches=matches, spec=spec, build=build, load=T.loader(folded_weights))
+def tail(model: keras.Model, model_spec: ModelSpec) -> Tail | None:
+    """Cut as our SRResNet is (``model.fast_tail_split``): same sub-pixel stages after
+    ``long_skip``, ``for_inference`` applied by ``pipeline.inference_function``."""
+    from srgan_cli.model import fast_tail_split
+
+    return fast_tail_split(model, "seed_srgan")
+
+
+ARCH = Arch(
+    name=NAME,
+    matches=matches,
+    spec=spec,
+    build=build,
+    load=T.loader(folded_weights),
+    tail=tail,
+)

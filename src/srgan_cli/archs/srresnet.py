@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from srgan_cli.archs import Arch, ModelSpec
+from srgan_cli.archs import Arch, ModelSpec, Tail
 from srgan_cli.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -57,4 +57,12 @@ def load(model: keras.Model, spec: ModelSpec, state: Mapping[str, np.ndarray]) -
     raise ModelFileError("SRResNet weights load from .weights.h5 files (srgan_cli.weights)")
 
 
-ARCH = Arch(NAME, matches, spec, build, load)
+def tail(model: keras.Model, spec: ModelSpec) -> Tail | None:
+    """The ``for_inference`` model cut at ``long_skip``: the x2 stages hold most of the peak
+    memory (64 channels at 4 times a tile's area), so they run in row strips (split.py)."""
+    from srgan_cli.model import fast_tail_split
+
+    return fast_tail_split(model, "srresnet")
+
+
+ARCH = Arch(NAME, matches, spec, build, load, tail)
