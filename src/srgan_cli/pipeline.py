@@ -140,8 +140,9 @@ def upscale_alpha(alpha: np.ndarray, scale: int = SCALE) -> np.ndarray:
 def inference_function(network: keras.Model, spec: ModelSpec) -> Predict:
     """How every front end runs a loaded network (NHWC float32 in and out): the same function
     in its fastest measured form. A 9x9 sub-pixel tail (ours, the seed's) becomes a 5x5 conv
-    before the last shuffle (``model.for_inference``); RRDBNet runs its 2x/4x tail in row
-    strips (``split.for_arch``); the rest through ``predict_on_batch``."""
+    before the last shuffle (``model.for_inference``); RRDBNet, and those two with that fast
+    tail, run their 2x/4x tail in row strips (``split.for_arch``, given the transformed
+    model); the rest through ``predict_on_batch``."""
     from srgan_cli.model import for_inference, has_subpixel_tail  # keras: a model is needed
 
     if has_subpixel_tail(network):

@@ -1,13 +1,15 @@
 """Run a network's high-resolution tail in row strips, so a tile's peak memory is its trunk's.
 
 RRDBNet does ~92% of its work on the LR grid but holds ~85% of its peak memory at 2x and 4x
-(64-channel tensors at up to 16 times a tile's area). An architecture that can be cut there
+(64-channel tensors at up to 16 times a tile's area); our SRResNet and the seed's network
+hold over 90% of theirs in the sub-pixel stages after ``long_skip`` (whole 17-18 KB per input
+px, the trunk 1.0-1.6). An architecture that can be cut there
 (``archs.Arch.tail``) runs its trunk on the whole tile, then its upsampler on a few row
 windows of the trunk's features, each with ``Tail.margin`` rows of context around the rows
 it keeps (or the tile's edge, where the whole network sees the same zero padding), so the
 output equals the whole network's to float round-off (tests/test_split.py). A tile can then
-hold about 2.5 times the pixels in the same memory (``tiling.PEAK_BYTES_PER_PX``), so less
-context is computed twice.
+hold about 2.5 (RRDBNet) or 1.9 (SRResNet) times the pixels in the same memory
+(``tiling.PEAK_BYTES_PER_PX``), so less context is computed twice.
 
 Both parts run as TensorFlow graphs traced once for any input shape (``_graph``): through
 ``predict_on_batch`` they were traced up to three times each (exact shape, then one side
